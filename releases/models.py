@@ -1,0 +1,133 @@
+"""Release tracking data: suites, cases, release candidates and runs (blueprint collections).
+
+Collection names follow the blueprint (`testSuites`, `testCases`, `testRuns`). A run copies its case's owner,
+category and suite so the blueprint's indexes `(releaseCandidate, status)`, `(owner, releaseCandidate)` and
+`(category, releaseCandidate)` answer metric queries without joins.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django_mongodb_backend.fields import ArrayField
+
+
+class TestSuite(models.Model):
+    __test__ = False  # not a pytest test class
+    name = models.CharField(max_length=200)
+    product = models.CharField(max_length=120, db_index=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "testSuites"
+        ordering = ["product", "name"]
+        constraints = [models.UniqueConstraint(fields=["product", "name"], name="suite_unique_product_name")]
+
+    def __str__(self) -> str:
+        return f"{self.product} / {self.name}"
+
+
+class ReleaseCandidate(models.Model):
+    """An RC of a product. `sequence` orders RCs, so "the previous RC" is defined."""
+
+    class State(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        TESTING = "testing", "Testing"
+        RELEASED = "released", "Released"
+        REJECTED = "rejected", "Rejected"
+
+    name = models.CharField(max_length=64, unique=True)
+    sequence = models.PositiveIntegerField(db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.TESTING)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "releaseCandidates"
+        ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Priority(models.IntegerChoices):
+    P1 = 1, "P1 (critical)"
+    P2 = 2, "P2 (high)"
+    P3 = 3, "P3 (medium)"
+    P4 = 4, "P4 (low)"
+
+
+class TestCase(models.Model):
+    __test__ = False  # not a pytest test class
+    """A test case. Natural key: (suite, key), used by CSV import to update instead of duplicating."""
+
+    suite = models.ForeignKey(TestSuite, on_delete=models.PROTECT, related_name="cases")
+    key = models.CharField(max_length=64, help_text="Identifier of the case within its suite, e.g. LOGIN-001.")
+    title = models.CharField(max_length=300)
+    category = models.CharField(max_length=100, db_index=True)
+    task = models.CharField(max_length=200, blank=True, help_text="Task / ticket this case covers.")
+    owner = models.CharField(max_length=150, db_index=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.P3)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    is_deleted = models.BooleanField(default=False, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "testCases"
+        ordering = ["suite_id", "key"]
+        constraints = [models.UniqueConstraint(fields=["suite", "key"], name="case_unique_suite_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.title}"
+
+
+class RunStatus(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    PENDING = "pending", "Pending"
+
+
+class TestRun(models.Model):
+    __test__ = False  # not a pytest test class
+    """One execution of a case for an RC. The newest run of a (case, RC) pair has `is_latest` set: that status
+    is the case's status for the RC."""
+
+    case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="runs")
+    release_candidate = models.ForeignKey(ReleaseCandidate, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    mantis_ids = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    notes = models.TextField(blank=True)
+    executed_at = models.DateTimeField(default=timezone.now)
+    executed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Copied from the case when the run is recorded (denormalised for the blueprint's indexes).
+    suite = models.ForeignKey(TestSuite, on_delete=models.PROTECT, related_name="+")
+    owner = models.CharField(max_length=150)
+    category = models.CharField(max_length=100)
+    is_latest = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "testRuns"
+        ordering = ["-executed_at"]
+        indexes = [
+            models.Index(fields=["release_candidate", "status"], name="run_rc_status"),
+            models.Index(fields=["owner", "release_candidate"], name="run_owner_rc"),
+            models.Index(fields=["category", "release_candidate"], name="run_category_rc"),
+            models.Index(fields=["case", "release_candidate", "is_latest"], name="run_case_rc_latest"),
+            models.Index(fields=["release_candidate", "suite", "is_latest"], name="run_rc_suite_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} @ {self.release_candidate_id}: {self.status}"

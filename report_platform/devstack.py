@@ -1,0 +1,114 @@
+"""`make run`: start the embedded services (unless configured), migrate, seed on first start, then run the Celery
+worker and the web server side by side until Ctrl-C.
+
+    python -m report_platform.devstack [--host 127.0.0.1] [--port 8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from report_platform import embedded
+
+DEFAULT_MONGODB_PORT = 27117
+DEFAULT_REDIS_PORT = 6389
+
+
+def _manage(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=embedded.BASE_DIR,
+        check=True,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    options = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "report_platform.settings.dev")
+    var_dir = embedded.BASE_DIR / "var"
+    services: list[embedded.EmbeddedService] = []
+    children: list[subprocess.Popen] = []
+
+    def shutdown(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(services):
+            service.stop()
+
+    try:
+        if "MONGODB_URI" in os.environ:
+            print("Using MongoDB at MONGODB_URI (nothing started).", flush=True)
+        else:
+            port = int(os.environ.get("EMBEDDED_MONGODB_PORT", DEFAULT_MONGODB_PORT))
+            if embedded.port_is_open(port):
+                raise SystemExit(f"Port {port} is busy: stop the other instance or set EMBEDDED_MONGODB_PORT.")
+            mongo = embedded.start_mongodb(
+                storage_path=var_dir / "mongo", port=port, log_path=var_dir / "log" / "mongo.log"
+            )
+            services.append(mongo)
+            os.environ["MONGODB_URI"] = mongo.url
+            os.environ["MONGODB_STANDIN"] = "1"
+            print(f"Started the embedded MongoDB stand-in at {mongo.url} (data in var/mongo).", flush=True)
+        if "REDIS_URL" in os.environ:
+            print("Using Redis at REDIS_URL (nothing started).", flush=True)
+        else:
+            port = int(os.environ.get("EMBEDDED_REDIS_PORT", DEFAULT_REDIS_PORT))
+            if embedded.port_is_open(port):
+                raise SystemExit(f"Port {port} is busy: stop the other instance or set EMBEDDED_REDIS_PORT.")
+            redis_service = embedded.start_redis(
+                data_dir=var_dir / "redis", port=port, log_path=var_dir / "log" / "redis.log", persistent=True
+            )
+            services.append(redis_service)
+            os.environ["REDIS_URL"] = redis_service.url
+            print(f"Started the embedded redis-server at {redis_service.url} (data in var/redis).", flush=True)
+
+        _manage("migrate", "--no-input", "-v", "0")
+        if os.environ.get("SEED_DEMO", "1") != "0":
+            _manage("seed_demo", "--if-empty")
+
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "report_platform", "worker", "-l", "info", "-c", "2"],
+                cwd=embedded.BASE_DIR,
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"{options.host}:{options.port}", "--noreload"],
+                cwd=embedded.BASE_DIR,
+            )
+        )
+        print(
+            f"\nReport Platform is running at http://{options.host}:{options.port}/\n"
+            "Log in with one of the demo users printed above (or see README: `make run`). Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        shutdown()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""Settings shared by every environment. Everything secret or deployment-specific comes from the environment.
+
+`dev`, `test` and `production` modules beside this one import from here and override what differs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from csp.constants import NONCE, NONE, SELF
+
+from report_platform.env import env_bool, env_int, env_list, env_str, redis_url_with_db
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("REPORT_PLATFORM_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "report_platform.apps.ReportPlatformConfig",
+    "accounts.apps.AccountsConfig",
+    "report_platform.contrib_apps.MongoAdminConfig",
+    "report_platform.contrib_apps.MongoAuthConfig",
+    "report_platform.contrib_apps.MongoContentTypesConfig",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_mongodb_backend",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "django_htmx",
+    "csp",
+    "ninja",
+    "django_prometheus",
+    "releases.apps.ReleasesConfig",
+    "ai_assist.apps.AiAssistConfig",
+    "reports.apps.ReportsConfig",
+    "audit.apps.AuditConfig",
+]
+
+# Contrib and third-party apps hard-code integer keys; on MongoDB they get ObjectId keys and migrations of ours.
+MIGRATION_MODULES = {
+    "admin": "report_platform.contrib_migrations.admin",
+    "auth": "report_platform.contrib_migrations.auth",
+    "contenttypes": "report_platform.contrib_migrations.contenttypes",
+    "account": "report_platform.contrib_migrations.account",
+    "mfa": "report_platform.contrib_migrations.mfa",
+    "usersessions": "report_platform.contrib_migrations.usersessions",
+}
+DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+ALLAUTH_DEFAULT_AUTO_FIELD = DEFAULT_AUTO_FIELD
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "report_platform.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "report_platform.middleware.DomainErrorMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "report_platform.urls"
+WSGI_APPLICATION = "report_platform.wsgi.application"
+ASGI_APPLICATION = "report_platform.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "report_platform.context_processors.platform",
+            ],
+        },
+    },
+]
+
+# --- MongoDB ---------------------------------------------------------------------------------------------------
+# MONGODB_URI points at a real MongoDB (>= 7.0, replica set). Without it, `make run` and the test run start the
+# embedded stand-in and set MONGODB_URI for their child processes (report_platform/embedded.py).
+MONGODB_URI = env_str("MONGODB_URI", "mongodb://127.0.0.1:27117/?directConnection=true")
+MONGODB_NAME = env_str("MONGODB_NAME", "report_platform")
+# True when MONGODB_URI is the embedded stand-in: enables the workarounds in report_platform/standin_compat.py.
+MONGODB_STANDIN = env_bool("MONGODB_STANDIN", "MONGODB_URI" not in os.environ)
+DATABASES = {
+    "default": {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": MONGODB_URI,
+        "NAME": MONGODB_NAME,
+        "OPTIONS": {"serverSelectionTimeoutMS": env_int("MONGODB_SERVER_SELECTION_TIMEOUT_MS", 5000)},
+    },
+}
+
+# --- Redis, cache, Celery --------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6389/0")
+# The cache lives in its own Redis database so clearing it never touches the Celery queues.
+CACHE_REDIS_URL = env_str("CACHE_REDIS_URL", "") or redis_url_with_db(REDIS_URL, 1)
+CACHES = {
+    "default": {
+        # Shared across processes: login rate limits and lockouts must hold for every web worker.
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_REDIS_URL,
+        "KEY_PREFIX": "rp",
+    },
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A redelivered task must not run before the first delivery could have finished.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Auth ------------------------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+PASSWORD_HASHERS = [
+    # bcrypt with a SHA-256 pre-hash: no silent truncation at bcrypt's 72 bytes. Cost is 2**12 (the blueprint's 12).
+    "accounts.hashers.BCryptSHA256Cost12PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Report Platform] "
+ACCOUNT_PASSWORD_RESET_TIMEOUT = 3600
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip,1/5m/key",
+    "reset_password_from_key": "20/m/ip",
+    "signup": "20/m/ip",
+    "confirm_email": "1/3m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Report Platform"
+
+# --- Internationalisation, time --------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media ------------------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Email -----------------------------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Report Platform <noreply@localhost>")
+
+# --- Security headers ------------------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Trusted reverse proxies (nginx) whose X-Forwarded-For we believe; anything else is ignored.
+TRUSTED_PROXY_IPS = env_list("TRUSTED_PROXY_IPS", [])
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- API -------------------------------------------------------------------------------------------------------
+API_PAGE_SIZE_DEFAULT = 50
+API_PAGE_SIZE_MAX = 200
+NINJA_PAGINATION_MAX_LIMIT = API_PAGE_SIZE_MAX
+
+# --- Metrics ---------------------------------------------------------------------------------------------------
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# /metrics is open to these client IPs, or to requests with `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# --- Domain settings -------------------------------------------------------------------------------------------
+MANTIS_BASE_URL = env_str("MANTIS_BASE_URL", "https://mantis.example.invalid/view.php?id=")
+SEED_DEMO_ALLOWED = True
+
+# --- Logging: JSON lines with the request id (report_platform/logging.py) --------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "report_platform.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "pymongo": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
+
+SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())

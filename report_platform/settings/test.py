@@ -1,0 +1,25 @@
+"""Tests: the same stack as dev (real MongoDB wire protocol, real Redis), started on free ports for the run."""
+
+from report_platform import embedded
+
+# Start the stand-in MongoDB and redis-server for this test process unless MONGODB_URI / REDIS_URL are set;
+# they must exist before base settings read the environment.
+embedded.ensure_test_services()
+
+from .base import *  # noqa: E402, F403
+from .base import VAR_DIR  # noqa: E402
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdef"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+# bcrypt at cost 12 costs ~300 ms a hash; tests that check the production hasher use it explicitly.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "accounts.hashers.BCryptSHA256Cost12PasswordHasher",
+]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = VAR_DIR / "test-media"
+
+# WhiteNoise expects STATIC_ROOT to exist even when it serves from the finders.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
