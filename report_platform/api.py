@@ -16,6 +16,7 @@ from accounts.api import router as accounts_router
 from accounts.api_auth import API_AUTH
 from ai_assist.api import router as ai_router
 from audit.api import router as audit_router
+from imports.api import router as imports_router
 from releases.api import router as releases_router
 from report_platform import health
 from report_platform.errors import DomainError, error_envelope
@@ -101,6 +102,7 @@ def api_health(request: HttpRequest):
 
 api.add_router("/", accounts_router)
 api.add_router("/", releases_router)
+api.add_router("/", imports_router)
 api.add_router("/", ai_router)
 api.add_router("/", reports_router)
 api.add_router("/", audit_router)

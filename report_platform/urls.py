@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("account/", include("accounts.urls")),
     path("", include("releases.urls")),
+    path("imports/", include("imports.urls")),
     path("ai/", include("ai_assist.urls")),
     path("reports/", include("reports.urls")),
     path("audit/", include("audit.urls")),

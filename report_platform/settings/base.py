@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "ninja",
     "django_prometheus",
     "releases.apps.ReleasesConfig",
+    "imports.apps.ImportsConfig",
     "ai_assist.apps.AiAssistConfig",
     "reports.apps.ReportsConfig",
     "audit.apps.AuditConfig",
