@@ -12,8 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from report_platform import embedded
+from report_platform import embedded, observability
 
 DEFAULT_MONGODB_PORT = 27117
 DEFAULT_REDIS_PORT = 6389
@@ -40,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     services: list[embedded.EmbeddedService] = []
     children: list[subprocess.Popen] = []
 
-    def shutdown(*_: object) -> None:
+    def shutdown() -> None:
+        # A second Ctrl-C / SIGTERM (a process group signal arrives more than once) must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -52,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         for service in reversed(services):
             service.stop()
 
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     try:
         if "MONGODB_URI" in os.environ:
             print("Using MongoDB at MONGODB_URI (nothing started).", flush=True)
@@ -83,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SEED_DEMO", "1") != "0":
             _manage("seed_demo", "--if-empty")
 
+        # Metric files of earlier runs (report_platform/observability.py): counters restart with the stack.
+        observability.clean_multiprocess_dir(
+            os.environ.get(observability.ENV_VAR)
+            or Path(os.environ.get("REPORT_PLATFORM_VAR_DIR", var_dir)) / "prometheus"
+        )
         children.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "report_platform", "worker", "-l", "info", "-c", "2"],
@@ -100,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
             "Log in with one of the demo users printed above (or see README: `make run`). Ctrl-C stops everything.\n",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         return 1
