@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from bson import ObjectId
+from django.db.models import QuerySet
 
 from audit.models import AuditEvent
 from audit.services import GENESIS_HASH, event_hash
@@ -35,3 +39,63 @@ def audit_chain_verify() -> ChainReport:
         expected_sequence += 1
         checked += 1
     return ChainReport(checked, None)
+
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 200
+
+
+@dataclass
+class AuditEventPage:
+    events: list[AuditEvent]
+    next_before: int | None
+
+
+def audit_event_filter(
+    *,
+    actor: str = "",
+    action: str = "",
+    resource: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    up_to_sequence: int | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events matching the filters, newest first. `actor` matches a user id exactly or part of an email (any
+    case); `action` and `resource` match a prefix (`login` finds `login.success` and `login.failure`); `since`
+    is inclusive, `until` exclusive."""
+    events = AuditEvent.objects.order_by("-sequence")
+    if actor:
+        events = (
+            events.filter(actor_id=actor) if ObjectId.is_valid(actor) else events.filter(actor_email__icontains=actor)
+        )
+    if action:
+        events = events.filter(action__startswith=action)
+    if resource:
+        events = events.filter(resource__startswith=resource)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    if up_to_sequence is not None:
+        events = events.filter(sequence__lte=up_to_sequence)
+    return events
+
+
+def audit_event_page(
+    *, events: QuerySet[AuditEvent], before: int | None = None, limit: int = PAGE_SIZE_DEFAULT
+) -> AuditEventPage:
+    """One keyset page of `events` (newest first): the events with a sequence below `before`. The cost of a page
+    does not grow with how deep it is."""
+    limit = max(1, min(limit, PAGE_SIZE_MAX))
+    if before is not None:
+        events = events.filter(sequence__lt=before)
+    rows = list(events[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return AuditEventPage(events=rows, next_before=rows[-1].sequence if has_more else None)
+
+
+def audit_last_sequence() -> int:
+    """The sequence of the newest event (0 for an empty trail)."""
+    last = AuditEvent.objects.order_by("-sequence").only("sequence").first()
+    return last.sequence if last else 0

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import random
+import re
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db import IntegrityError
@@ -14,19 +20,36 @@ from audit.models import AuditEvent
 from report_platform.client_ip import client_ip
 
 GENESIS_HASH = "0" * 64
+REDACTED = "[redacted]"
+_APPEND_ATTEMPTS = 200
 # Keys whose values never reach the trail, whatever a caller passes in metadata.
 _SECRET_KEYS = ("password", "token", "secret", "key", "code", "otp", "authorization", "cookie")
+# Values that look like credentials whatever their key: JWTs, provider API keys, bearer headers.
+_SECRET_VALUE = re.compile(
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    r"|\bsk-[A-Za-z0-9_-]{16,}"
+    r"|\bBearer\s+[A-Za-z0-9._~+/=-]{16,}",
+)
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _scrub(value)
+    if isinstance(value, list | tuple):
+        return [_scrub_value(item) for item in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    return value
 
 
 def _scrub(metadata: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
+        key = str(key)
         if any(marker in key.lower() for marker in _SECRET_KEYS):
-            clean[key] = "[redacted]"
-        elif isinstance(value, dict):
-            clean[key] = _scrub(value)
+            clean[key] = REDACTED
         else:
-            clean[key] = value
+            clean[key] = _scrub_value(value)
     return clean
 
 
@@ -77,8 +100,9 @@ def audit_record(
         # Millisecond precision: what MongoDB stores, so the hash recomputes identically after a round trip.
         "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
     }
-    # The unique sequence makes concurrent writers retry instead of forking the chain.
-    for _attempt in range(50):
+    # The unique sequence makes concurrent writers retry instead of forking the chain; a short random back-off
+    # spreads the retries of many writers that lost the same race.
+    for attempt in range(_APPEND_ATTEMPTS):
         last = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
         event = AuditEvent(
             sequence=(last.sequence + 1) if last else 1,
@@ -90,5 +114,65 @@ def audit_record(
             event.save(force_insert=True)
             return event
         except IntegrityError:
-            continue
-    raise RuntimeError("Could not append to the audit chain after 50 attempts")
+            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+    raise RuntimeError(f"Could not append to the audit chain after {_APPEND_ATTEMPTS} attempts")
+
+
+# OWASP CSV injection: a spreadsheet treats a cell starting with one of these as a formula.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_COLUMNS = (
+    "sequence",
+    "created_at",
+    "actor_id",
+    "actor_email",
+    "action",
+    "resource",
+    "outcome",
+    "ip",
+    "user_agent",
+    "request_id",
+    "metadata",
+    "hash",
+)
+
+
+def csv_safe_cell(value: Any) -> str:
+    """Text of one CSV cell that a spreadsheet shows as text, never evaluates (prefixes formulas with `'`)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+def _export_row(event: AuditEvent) -> list[str]:
+    values = {
+        "sequence": event.sequence,
+        "created_at": event.created_at.isoformat(timespec="milliseconds"),
+        "metadata": json.dumps(event.metadata, sort_keys=True, default=str),
+    }
+    return [csv_safe_cell(values.get(column, getattr(event, column))) for column in EXPORT_COLUMNS]
+
+
+def audit_events_export_csv(
+    *, events: Iterable[AuditEvent], actor, request: HttpRequest | None, filters: dict[str, Any], count: int
+) -> Iterator[str]:
+    """Record the export (one event, before any row leaves), then yield the CSV text of `events` in chunks."""
+    audit_record(
+        action="audit.export",
+        actor=actor,
+        resource="auditEvents",
+        request=request,
+        metadata={"filters": filters, "rows": count},
+    )
+    return _csv_chunks(events)
+
+
+def _csv_chunks(events: Iterable[AuditEvent]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for index, event in enumerate(events, start=1):
+        writer.writerow(_export_row(event))
+        if index % 500 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
