@@ -131,3 +131,40 @@ class TestRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} @ {self.release_candidate_id}: {self.status}"
+
+
+class SummaryDimension(models.TextChoices):
+    ALL = "all", "All cases of the suite"
+    OWNER = "owner", "Owner"
+    CATEGORY = "category", "Category"
+
+
+class QualitySummary(models.Model):
+    """Counts of the latest run statuses of one RC, per suite and per owner / category within the suite.
+
+    Kept current at write time by `releases.services` (one `$inc` per touched document) and rebuilt from the raw
+    runs by `summaries_rebuild` / `manage.py rebuild_summaries`, so dashboards never scan the runs. A row with
+    dimension "all" and an empty key holds the suite's totals for the RC. Runs of soft-deleted cases are not
+    counted.
+    """
+
+    release_candidate = models.ForeignKey(ReleaseCandidate, on_delete=models.CASCADE, related_name="+")
+    suite = models.ForeignKey(TestSuite, on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=16, choices=SummaryDimension.choices)
+    key = models.CharField(max_length=150, blank=True)
+    pass_count = models.IntegerField(default=0)
+    fail_count = models.IntegerField(default=0)
+    pending_count = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "qualitySummaries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release_candidate", "suite", "dimension", "key"], name="summary_unique_rc_suite_dim_key"
+            )
+        ]
+        indexes = [models.Index(fields=["release_candidate", "dimension"], name="summary_rc_dimension")]
+
+    def __str__(self) -> str:
+        return f"{self.release_candidate_id}/{self.suite_id}/{self.dimension}:{self.key}"

@@ -1,0 +1,552 @@
+"""Reads of the releases app. Metric figures come from the summary documents (`qualitySummaries`), never from a
+scan of all runs; per-case comparisons (deltas, flakiness) read only the latest runs of the RCs involved.
+
+Rates are percentages rounded to one decimal, or None when nothing was run. Ids in returned dicts are 24-hex
+strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from bson import ObjectId
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from releases.models import (
+    Priority,
+    ReleaseCandidate,
+    RunStatus,
+    SummaryDimension,
+    TestCase,
+    TestRun,
+    TestSuite,
+)
+from report_platform.errors import NotFound, ValidationFailed
+
+SUMMARIES = "qualitySummaries"
+RUNS = "testRuns"
+STATUS_FILTERS = (*RunStatus.values, "not_run")
+
+
+def pass_rate(passed: int, total: int) -> float | None:
+    """Pass rate in percent (one decimal) of the executed latest runs, None when there are none."""
+    return round(100.0 * passed / total, 1) if total else None
+
+
+def _counts(passed: int, failed: int, pending: int) -> dict[str, Any]:
+    total = passed + failed + pending
+    return {"pass": passed, "fail": failed, "pending": pending, "total": total, "pass_rate": pass_rate(passed, total)}
+
+
+def object_id_or_404(value: Any, *, what: str = "object") -> ObjectId:
+    """Parse a 24-hex id; anything else is a `NotFound` (never a 500)."""
+    if isinstance(value, ObjectId):
+        return value
+    if not isinstance(value, str) or not ObjectId.is_valid(value):
+        raise NotFound(f"No such {what}.")
+    return ObjectId(value)
+
+
+# --- simple lookups ----------------------------------------------------------------------------------------------
+
+
+def suite_get(*, suite_id: Any) -> TestSuite:
+    """The suite with this id, or `NotFound`."""
+    suite = TestSuite.objects.filter(pk=object_id_or_404(suite_id, what="suite")).first()
+    if suite is None:
+        raise NotFound("No such suite.")
+    return suite
+
+
+def case_get(*, case_id: Any, include_deleted: bool = False) -> TestCase:
+    """The case with this id (soft-deleted ones only with `include_deleted`), or `NotFound`."""
+    queryset = TestCase.objects.select_related("suite").filter(pk=object_id_or_404(case_id, what="case"))
+    if not include_deleted:
+        queryset = queryset.filter(is_deleted=False)
+    case = queryset.first()
+    if case is None:
+        raise NotFound("No such case.")
+    return case
+
+
+def release_candidate_get(*, release_candidate_id: Any) -> ReleaseCandidate:
+    """The RC with this id, or `NotFound`."""
+    rc = ReleaseCandidate.objects.filter(pk=object_id_or_404(release_candidate_id, what="RC")).first()
+    if rc is None:
+        raise NotFound("No such RC.")
+    return rc
+
+
+def release_candidate_by_name_or_id(*, value: str) -> ReleaseCandidate:
+    """An RC given by 24-hex id or by name (API and URL filters accept both), or `NotFound`."""
+    if ObjectId.is_valid(value):
+        rc = ReleaseCandidate.objects.filter(pk=ObjectId(value)).first()
+        if rc is not None:
+            return rc
+    rc = ReleaseCandidate.objects.filter(name=value).first()
+    if rc is None:
+        raise NotFound("No such RC.", code="unknown_release_candidate")
+    return rc
+
+
+def run_get(*, run_id: Any) -> TestRun:
+    """The run with this id (case and RC loaded), or `NotFound`."""
+    run = (
+        TestRun.objects.select_related("case", "release_candidate")
+        .filter(pk=object_id_or_404(run_id, what="run"))
+        .first()
+    )
+    if run is None:
+        raise NotFound("No such run.")
+    return run
+
+
+def suite_list() -> list[dict[str, Any]]:
+    """Every suite with its number of active cases: [{"suite": TestSuite, "case_count": int}] by product, name."""
+    counts = {
+        row["_id"]: row["n"]
+        for row in connection.database["testCases"].aggregate(
+            [{"$match": {"is_deleted": False}}, {"$group": {"_id": "$suite_id", "n": {"$sum": 1}}}]
+        )
+    }
+    return [{"suite": suite, "case_count": counts.get(suite.pk, 0)} for suite in TestSuite.objects.all()]
+
+
+def release_candidate_list() -> list[ReleaseCandidate]:
+    """All RCs in release order (ascending `sequence`)."""
+    return list(ReleaseCandidate.objects.order_by("sequence"))
+
+
+def release_candidate_previous(*, release_candidate: ReleaseCandidate) -> ReleaseCandidate | None:
+    """The RC just before this one in sequence order, or None for the first RC."""
+    return ReleaseCandidate.objects.filter(sequence__lt=release_candidate.sequence).order_by("-sequence").first()
+
+
+def release_candidate_current() -> ReleaseCandidate | None:
+    """The RC a dashboard opens on: the newest one in testing, else the newest one."""
+    return (
+        ReleaseCandidate.objects.filter(state=ReleaseCandidate.State.TESTING).order_by("-sequence").first()
+        or ReleaseCandidate.objects.order_by("-sequence").first()
+    )
+
+
+def distinct_values() -> dict[str, list[str]]:
+    """Owners and categories of active cases, for filter drop-downs (distinct on indexed fields)."""
+    collection = connection.database["testCases"]
+    return {
+        "owners": sorted(value for value in collection.distinct("owner", {"is_deleted": False}) if value),
+        "categories": sorted(value for value in collection.distinct("category", {"is_deleted": False}) if value),
+    }
+
+
+# --- metrics from the summary documents --------------------------------------------------------------------------
+
+
+def _summary_rows(*, release_candidate_ids: list[ObjectId], suite: TestSuite | None, dimensions: list[str]):
+    query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "dimension": {"$in": dimensions}}
+    if suite is not None:
+        query["suite_id"] = suite.pk
+    return connection.database[SUMMARIES].find(
+        query,
+        {
+            "_id": 0,
+            "release_candidate_id": 1,
+            "suite_id": 1,
+            "dimension": 1,
+            "key": 1,
+            "pass_count": 1,
+            "fail_count": 1,
+            "pending_count": 1,
+        },
+    )
+
+
+def quality_summary(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> dict[str, Any]:
+    """Counts of the latest run statuses of an RC (optionally one suite), from the summary documents.
+
+    Returns {"release_candidate": {"id", "name", "state", "sequence"}, "suite": {"id","name"} | None,
+    "totals": {"pass", "fail", "pending", "total", "pass_rate"},
+    "by_owner": [{"name", "pass", "fail", "pending", "total", "pass_rate"}, ...] (by name),
+    "by_category": [...same...], "by_suite": [{"name", "id", ...same counts...}]}. Rows with total 0 are left out.
+    """
+    sums: dict[tuple[str, str], list[int]] = {}
+    for row in _summary_rows(
+        release_candidate_ids=[release_candidate.pk], suite=suite, dimensions=list(SummaryDimension.values)
+    ):
+        key = (row["dimension"], str(row["suite_id"]) if row["dimension"] == SummaryDimension.ALL else row["key"])
+        bucket = sums.setdefault(key, [0, 0, 0])
+        bucket[0] += row.get("pass_count", 0)
+        bucket[1] += row.get("fail_count", 0)
+        bucket[2] += row.get("pending_count", 0)
+    suites = {}
+    suite_ids = [ObjectId(key) for (dimension, key) in sums if dimension == SummaryDimension.ALL]
+    if suite_ids:
+        suites = {str(s.pk): s.name for s in TestSuite.objects.filter(pk__in=suite_ids).only("name")}
+    result: dict[str, Any] = {
+        "release_candidate": {
+            "id": str(release_candidate.pk),
+            "name": release_candidate.name,
+            "state": str(release_candidate.state),
+            "sequence": release_candidate.sequence,
+        },
+        "suite": {"id": str(suite.pk), "name": suite.name} if suite is not None else None,
+        "by_owner": [],
+        "by_category": [],
+        "by_suite": [],
+    }
+    totals = [0, 0, 0]
+    for (dimension, key), (passed, failed, pending) in sorted(sums.items()):
+        if passed + failed + pending == 0:
+            continue
+        row = {"name": key, **_counts(passed, failed, pending)}
+        if dimension == SummaryDimension.ALL:
+            totals = [totals[0] + passed, totals[1] + failed, totals[2] + pending]
+            result["by_suite"].append({**row, "id": key, "name": suites.get(key, key)})
+        elif dimension == SummaryDimension.OWNER:
+            result["by_owner"].append(row)
+        else:
+            result["by_category"].append(row)
+    result["by_suite"].sort(key=lambda row: row["name"])
+    result["totals"] = _counts(*totals)
+    return result
+
+
+def pass_rate_trend(*, suite: TestSuite | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    """Pass rate per RC for the newest `limit` RCs, oldest first:
+    [{"release_candidate": name, "id", "sequence", "pass", "fail", "pending", "total", "pass_rate"}]."""
+    limit = max(1, min(int(limit), 100))
+    rcs = list(ReleaseCandidate.objects.order_by("-sequence")[:limit])[::-1]
+    sums = {rc.pk: [0, 0, 0] for rc in rcs}
+    for row in _summary_rows(
+        release_candidate_ids=[rc.pk for rc in rcs], suite=suite, dimensions=[SummaryDimension.ALL]
+    ):
+        bucket = sums[row["release_candidate_id"]]
+        bucket[0] += row.get("pass_count", 0)
+        bucket[1] += row.get("fail_count", 0)
+        bucket[2] += row.get("pending_count", 0)
+    return [
+        {"release_candidate": rc.name, "id": str(rc.pk), "sequence": rc.sequence, **_counts(*sums[rc.pk])} for rc in rcs
+    ]
+
+
+# --- per-case comparisons ----------------------------------------------------------------------------------------
+
+
+def _latest_statuses(*, release_candidate_ids: list[ObjectId], suite: TestSuite | None) -> dict[ObjectId, dict]:
+    """{case_id: {rc_id: status}} from the latest runs of the given RCs."""
+    query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "is_latest": True}
+    if suite is not None:
+        query["suite_id"] = suite.pk
+    statuses: dict[ObjectId, dict] = {}
+    for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1, "release_candidate_id": 1, "status": 1}):
+        statuses.setdefault(run["case_id"], {})[run["release_candidate_id"]] = run["status"]
+    return statuses
+
+
+def _case_items(case_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+    items: dict[ObjectId, dict[str, Any]] = {}
+    for chunk_start in range(0, len(case_ids), 5000):
+        chunk = case_ids[chunk_start : chunk_start + 5000]
+        for case in TestCase.objects.select_related("suite").filter(pk__in=chunk, is_deleted=False):
+            items[case.pk] = {
+                "case_id": str(case.pk),
+                "key": case.key,
+                "title": case.title,
+                "suite": case.suite.name,
+                "suite_id": str(case.suite_id),
+                "owner": case.owner,
+                "category": case.category,
+                "priority": case.priority,
+            }
+    return items
+
+
+def rc_delta(
+    *, release_candidate: ReleaseCandidate, baseline: ReleaseCandidate | None = None, suite: TestSuite | None = None
+) -> dict[str, Any]:
+    """Compare the latest statuses of `release_candidate` with `baseline` (default: the previous RC).
+
+    Returns {"release_candidate": {"id","name"}, "baseline": {"id","name"} | None,
+    "new_failures": [...], "fixed": [...], "still_failing": [...], "newly_not_run": [...],
+    "counts": {list name: int}}. Each item: {"case_id", "key", "title", "suite", "suite_id", "owner", "category",
+    "priority", "statuses": {"baseline": status | None, "current": status | None}}, sorted by priority then key.
+    new failures: fail now, not failing in the baseline (passed, pending or not run); fixed: fail -> pass;
+    still failing: fail in both; newly not run: pass/fail in the baseline, pending or no run now.
+    Soft-deleted cases are left out.
+    """
+    if baseline is None:
+        baseline = release_candidate_previous(release_candidate=release_candidate)
+    result: dict[str, Any] = {
+        "release_candidate": {"id": str(release_candidate.pk), "name": release_candidate.name},
+        "baseline": {"id": str(baseline.pk), "name": baseline.name} if baseline is not None else None,
+        "new_failures": [],
+        "fixed": [],
+        "still_failing": [],
+        "newly_not_run": [],
+    }
+    rc_ids = [release_candidate.pk] + ([baseline.pk] if baseline is not None else [])
+    statuses = _latest_statuses(release_candidate_ids=rc_ids, suite=suite)
+    buckets: dict[str, list[tuple[ObjectId, str | None, str | None]]] = {
+        name: [] for name in result if name not in ("release_candidate", "baseline")
+    }
+    for case_id, by_rc in statuses.items():
+        current = by_rc.get(release_candidate.pk)
+        before = by_rc.get(baseline.pk) if baseline is not None else None
+        if current == RunStatus.FAIL:
+            if before == RunStatus.FAIL:
+                buckets["still_failing"].append((case_id, before, current))
+            else:
+                buckets["new_failures"].append((case_id, before, current))
+        elif current == RunStatus.PASS and before == RunStatus.FAIL:
+            buckets["fixed"].append((case_id, before, current))
+        elif current in (None, RunStatus.PENDING) and before in (RunStatus.PASS, RunStatus.FAIL):
+            buckets["newly_not_run"].append((case_id, before, current))
+    items = _case_items([case_id for rows in buckets.values() for case_id, _, _ in rows])
+    for name, rows in buckets.items():
+        listed = [
+            {**items[case_id], "statuses": {"baseline": before, "current": current}}
+            for case_id, before, current in rows
+            if case_id in items
+        ]
+        listed.sort(key=lambda item: (item["priority"], item["key"], item["case_id"]))
+        result[name] = listed
+    result["counts"] = {name: len(result[name]) for name in buckets}
+    return result
+
+
+def flaky_cases(
+    *, release_candidate: ReleaseCandidate, window: int = 5, suite: TestSuite | None = None, min_flips: int = 2
+) -> list[dict[str, Any]]:
+    """Cases whose latest status flips between pass and fail across the last `window` RCs up to and including
+    `release_candidate` (pending and not-run RCs are skipped).
+
+    flips = number of pass<->fail changes between consecutive executed RCs; flakiness score = flips / (executed
+    RCs - 1), in 0..1 (1 = flips every RC). Only cases with at least `min_flips` flips are returned, highest score
+    first: [{"case_id", "key", "title", "suite", "suite_id", "owner", "category", "priority", "flips", "score",
+    "history": [{"release_candidate": name, "status": status | None}, ...oldest first]}].
+    """
+    window = max(2, min(int(window), 50))
+    rcs = list(
+        ReleaseCandidate.objects.filter(sequence__lte=release_candidate.sequence).order_by("-sequence")[:window]
+    )[::-1]
+    statuses = _latest_statuses(release_candidate_ids=[rc.pk for rc in rcs], suite=suite)
+    found: list[tuple[ObjectId, int, float, list]] = []
+    for case_id, by_rc in statuses.items():
+        executed = [by_rc[rc.pk] for rc in rcs if by_rc.get(rc.pk) in (RunStatus.PASS, RunStatus.FAIL)]
+        flips = sum(1 for before, after in pairwise(executed) if before != after)
+        if flips >= min_flips:
+            history = [{"release_candidate": rc.name, "status": by_rc.get(rc.pk)} for rc in rcs]
+            found.append((case_id, flips, round(flips / (len(executed) - 1), 2), history))
+    items = _case_items([case_id for case_id, _, _, _ in found])
+    result = [
+        {**items[case_id], "flips": flips, "score": score, "history": history}
+        for case_id, flips, score, history in found
+        if case_id in items
+    ]
+    result.sort(key=lambda item: (-item["score"], -item["flips"], item["priority"], item["key"]))
+    return result
+
+
+def release_gate(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> dict[str, Any]:
+    """GO / NO-GO for an RC against the thresholds in settings (RELEASES_GATE_MIN_PASS_RATE, percent;
+    RELEASES_GATE_MAX_NEW_P1_FAILURES, default 0).
+
+    Returns {"verdict": "GO" | "NO-GO", "reasons": [str, ...] (empty for GO), "thresholds": {"min_pass_rate",
+    "max_new_p1_failures"}, "pass_rate": float | None, "new_p1_failures": [case keys], "baseline": name | None}.
+    An RC without any executed run is NO-GO.
+    """
+    min_pass_rate = float(getattr(settings, "RELEASES_GATE_MIN_PASS_RATE", 95.0))
+    max_new_p1 = int(getattr(settings, "RELEASES_GATE_MAX_NEW_P1_FAILURES", 0))
+    summary = quality_summary(release_candidate=release_candidate, suite=suite)
+    delta = rc_delta(release_candidate=release_candidate, suite=suite)
+    rate = summary["totals"]["pass_rate"]
+    new_p1 = [item["key"] for item in delta["new_failures"] if item["priority"] == Priority.P1]
+    reasons = []
+    if rate is None:
+        reasons.append("No runs recorded for this RC yet.")
+    elif rate < min_pass_rate:
+        reasons.append(f"Pass rate {rate:.1f}% is below the minimum of {min_pass_rate:.1f}%.")
+    if len(new_p1) > max_new_p1:
+        reasons.append(f"{len(new_p1)} new failure(s) in priority-1 cases: {', '.join(new_p1[:10])}.")
+    return {
+        "verdict": "NO-GO" if reasons else "GO",
+        "reasons": reasons,
+        "thresholds": {"min_pass_rate": min_pass_rate, "max_new_p1_failures": max_new_p1},
+        "pass_rate": rate,
+        "new_p1_failures": new_p1,
+        "baseline": delta["baseline"]["name"] if delta["baseline"] else None,
+    }
+
+
+def case_history(*, case: TestCase) -> list[TestRun]:
+    """Every run of a case, newest RC first and newest run first within an RC, with RC and executor loaded."""
+    runs = list(TestRun.objects.select_related("release_candidate", "executed_by").filter(case=case))
+    runs.sort(key=lambda run: (-run.release_candidate.sequence, -run.executed_at.timestamp(), str(run.pk)))
+    return runs
+
+
+def latest_runs_for(*, case_ids: list[ObjectId], release_candidate: ReleaseCandidate) -> dict[ObjectId, TestRun]:
+    """{case_id: latest run} for these cases in an RC (one indexed query)."""
+    return {
+        run.case_id: run
+        for run in TestRun.objects.filter(case_id__in=case_ids, release_candidate=release_candidate, is_latest=True)
+    }
+
+
+# --- case list with keyset pagination ----------------------------------------------------------------------------
+
+# sort name -> (model field, descending)
+CASE_SORTS: dict[str, tuple[str, bool]] = {
+    "key": ("key", False),
+    "-key": ("key", True),
+    "title": ("title", False),
+    "-title": ("title", True),
+    "priority": ("priority", False),
+    "-priority": ("priority", True),
+    "updated": ("updated_at", False),
+    "-updated": ("updated_at", True),
+}
+
+
+@dataclass
+class CaseFilters:
+    """Filters of the case list, as they appear in the URL / API query."""
+
+    suite: TestSuite | None = None
+    category: str = ""
+    owner: str = ""
+    release_candidate: ReleaseCandidate | None = None
+    status: str = ""
+    search: str = ""
+    include_deleted: bool = False
+
+    def as_query(self) -> dict[str, str]:
+        query = {
+            "suite": str(self.suite.pk) if self.suite else "",
+            "category": self.category,
+            "owner": self.owner,
+            "rc": self.release_candidate.name if self.release_candidate else "",
+            "status": self.status,
+            "q": self.search,
+            "deleted": "1" if self.include_deleted else "",
+        }
+        return {name: value for name, value in query.items() if value}
+
+
+@dataclass
+class CasePage:
+    """One page of cases: `rows` [{"case": TestCase, "run": latest TestRun | None}], `next_cursor` (None on the
+    last page), the sort and page size used."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    sort: str
+    limit: int
+    filters: CaseFilters = field(default_factory=CaseFilters)
+
+
+def encode_cursor(value: Any, pk: ObjectId) -> str:
+    if hasattr(value, "isoformat"):
+        value = {"t": value.isoformat()}
+    raw = json.dumps([value, str(pk)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, field_name: str) -> tuple[Any, ObjectId]:
+    """Parse a cursor made by `encode_cursor`; anything else is `ValidationFailed` (code "invalid_cursor")."""
+    from datetime import datetime
+
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        if isinstance(value, dict):
+            value = datetime.fromisoformat(value["t"])
+        if field_name == "priority" and not isinstance(value, int):
+            raise ValueError("priority cursor must be an integer")
+        if field_name in ("key", "title") and not isinstance(value, str):
+            raise ValueError("text cursor must be a string")
+        if field_name == "updated_at" and not isinstance(value, datetime):
+            raise ValueError("time cursor must be a time")
+        return value, ObjectId(pk)
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValidationFailed(
+            "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": [str(error)[:80]]}
+        )
+    except Exception as error:  # bson.errors.InvalidId and friends
+        raise ValidationFailed(
+            "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": [str(error)[:80]]}
+        )
+
+
+def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
+    """Cases matching the filters (unordered). Status filters need an RC: the case's latest status in it."""
+    queryset = TestCase.objects.all()
+    if not filters.include_deleted:
+        queryset = queryset.filter(is_deleted=False)
+    if filters.suite is not None:
+        queryset = queryset.filter(suite=filters.suite)
+    if filters.category:
+        queryset = queryset.filter(category=filters.category)
+    if filters.owner:
+        queryset = queryset.filter(owner=filters.owner)
+    if filters.search:
+        pattern = re.escape(filters.search.strip()[:100])
+        queryset = queryset.filter(Q(key__iregex=pattern) | Q(title__iregex=pattern) | Q(task__iregex=pattern))
+    if filters.status:
+        if filters.status not in STATUS_FILTERS:
+            raise ValidationFailed(
+                code="invalid_status", fields={"status": [f"Use one of: {', '.join(STATUS_FILTERS)}."]}
+            )
+        if filters.release_candidate is None:
+            raise ValidationFailed(
+                "Filtering by status needs an RC.", code="status_needs_rc", fields={"rc": ["Choose an RC."]}
+            )
+        runs = TestRun.objects.filter(release_candidate=filters.release_candidate, is_latest=True)
+        if filters.status == "not_run":
+            queryset = queryset.exclude(pk__in=runs.values_list("case_id", flat=True))
+        else:
+            queryset = queryset.filter(pk__in=runs.filter(status=filters.status).values_list("case_id", flat=True))
+    return queryset
+
+
+def case_list(
+    *, filters: CaseFilters | None = None, sort: str = "key", cursor: str | None = None, limit: int | None = None
+) -> CasePage:
+    """One page of cases, keyset-paginated on (sort field, id) so pages stay stable while cases are added.
+
+    `sort` is one of CASE_SORTS ("key", "-priority", "updated", ...; `ValidationFailed` code "invalid_sort"
+    otherwise); `limit` is capped at API_PAGE_SIZE_MAX; `cursor` is the `next_cursor` of the previous page. When
+    the filters name an RC, each row carries the case's latest run in it.
+    """
+    filters = filters or CaseFilters()
+    if sort not in CASE_SORTS:
+        raise ValidationFailed(code="invalid_sort", fields={"sort": [f"Use one of: {', '.join(CASE_SORTS)}."]})
+    limit = max(1, min(int(limit or settings.API_PAGE_SIZE_DEFAULT), settings.API_PAGE_SIZE_MAX))
+    field_name, descending = CASE_SORTS[sort]
+    queryset = case_filter_queryset(filters=filters).select_related("suite")
+    if cursor:
+        value, pk = decode_cursor(cursor, field_name=field_name)
+        if descending:
+            queryset = queryset.filter(Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "pk__lt": pk}))
+        else:
+            queryset = queryset.filter(Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "pk__gt": pk}))
+    order = [f"-{field_name}", "-pk"] if descending else [field_name, "pk"]
+    cases = list(queryset.order_by(*order)[: limit + 1])
+    next_cursor = None
+    if len(cases) > limit:
+        cases = cases[:limit]
+        last = cases[-1]
+        next_cursor = encode_cursor(getattr(last, field_name), last.pk)
+    runs = {}
+    if filters.release_candidate is not None and cases:
+        runs = latest_runs_for(case_ids=[case.pk for case in cases], release_candidate=filters.release_candidate)
+    rows = [{"case": case, "run": runs.get(case.pk)} for case in cases]
+    return CasePage(rows=rows, next_cursor=next_cursor, sort=sort, limit=limit, filters=filters)
