@@ -1,8 +1,17 @@
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
 
 from audit.models import AuditEvent, ImmutableEventError
 from audit.selectors import audit_chain_verify
 from audit.services import audit_record
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db
@@ -38,3 +47,148 @@ def test_events_cannot_be_edited_or_deleted_through_the_app(reviewer):
 def test_secrets_in_metadata_never_reach_the_trail():
     event = audit_record(action="login.failure", actor_email="x@example.com", metadata={"password": "hunter2", "n": 1})
     assert event.metadata == {"password": "[redacted]", "n": 1}
+
+
+@pytest.mark.django_db
+def test_secrets_are_scrubbed_from_nested_metadata_lists_and_values():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    event = audit_record(
+        action="token.reuse",
+        metadata={
+            "device": {"refresh_token": "abc", "ip": "10.0.0.1"},
+            "notes": [f"header Bearer {'x' * 20}", {"totp_code": "123456"}],
+            "echo": f"prompt had sk-{'a' * 24} and {jwt}",
+            "count": 3,
+        },
+    )
+    assert event.metadata == {
+        "device": {"refresh_token": "[redacted]", "ip": "10.0.0.1"},
+        "notes": ["header [redacted]", {"totp_code": "[redacted]"}],
+        "echo": "prompt had [redacted] and [redacted]",
+        "count": 3,
+    }
+    assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+def test_audit_verify_command_passes_an_intact_chain_and_names_the_first_broken_link(reviewer):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.db import connection
+
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "0 events verified" in out.getvalue()
+    for index in range(4):
+        audit_record(action="case.update", actor=reviewer, resource=f"case:{index}")
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "Audit chain intact: 4 events verified." in out.getvalue()
+
+    connection.database["auditEvents"].update_one({"sequence": 3}, {"$set": {"outcome": "failure"}})
+    with pytest.raises(CommandError, match=r"broken at sequence 3: the event's content was modified \(2 events"):
+        call_command("audit_verify")
+
+
+@pytest.mark.django_db
+def test_audit_verify_detects_a_deleted_and_a_relinked_event(reviewer):
+    from django.db import connection
+
+    for index in range(4):
+        audit_record(action="case.update", actor=reviewer, resource=f"case:{index}")
+    collection = connection.database["auditEvents"]
+    second = collection.find_one({"sequence": 2})
+    collection.delete_one({"sequence": 2})
+    report = audit_chain_verify()
+    assert (report.first_broken_sequence, report.reason) == (2, "an event is missing")
+    # A forger who renumbers and recomputes one hash still breaks the next link.
+    collection.insert_one(second | {"resource": "case:forged"})
+    assert audit_chain_verify().first_broken_sequence == 2
+
+
+@pytest.mark.django_db
+def test_audit_verify_exits_non_zero_from_the_command_line_when_broken(reviewer):
+    """The real `manage.py` process: exit status 1 and the broken sequence on stderr."""
+    from django.db import connection
+
+    for index in range(3):
+        audit_record(action="case.update", actor=reviewer, resource=f"case:{index}")
+    connection.database["auditEvents"].update_one({"sequence": 2}, {"$set": {"action": "case.delete"}})
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "report_platform.settings.test",
+        "MONGODB_NAME": connection.settings_dict["NAME"],
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "audit_verify"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Audit chain broken at sequence 2: the event's content was modified" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_never_fork_the_chain(reviewer):
+    from django.db import connections
+
+    writers, per_writer = 8, 10
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(per_writer):
+                audit_record(action="case.update", actor=reviewer, resource=f"case:{index}-{n}")
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    total = writers * per_writer
+    assert sorted(AuditEvent.objects.values_list("sequence", flat=True)) == list(range(1, total + 1))
+    assert len(set(AuditEvent.objects.values_list("resource", flat=True))) == total
+    report = audit_chain_verify()
+    assert report.ok and report.checked == total
+
+
+@pytest.mark.django_db
+def test_the_django_admin_shows_events_read_only(admin_client, reviewer):
+    from django.urls import reverse
+
+    event = audit_record(action="role.change", actor=reviewer, resource=f"user:{reviewer.pk}")
+    changelist = reverse("admin:audit_auditevent_changelist")
+    listing = admin_client.get(changelist)
+    assert listing.status_code == 200
+    assert "role.change" in listing.content.decode()
+    assert 'name="action"' not in listing.content.decode()  # no bulk actions (no "delete selected")
+    assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    detail_url = reverse("admin:audit_auditevent_change", args=[event.pk])
+    detail = admin_client.get(detail_url)
+    assert detail.status_code == 200 and 'type="submit"' not in detail.content.decode().split("<form", 2)[-1]
+    posted = admin_client.post(detail_url, {"action": "forged", "sequence": event.sequence})
+    assert posted.status_code == 403
+    assert admin_client.get(reverse("admin:audit_auditevent_delete", args=[event.pk])).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    )
+    bulk = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [str(event.pk)]})
+    assert bulk.status_code in (200, 302)
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.action, stored.hash) == ("role.change", event.hash)
+    assert AuditEvent.objects.count() == 1
+    assert audit_chain_verify().ok
+
+
+def test_the_api_has_no_operation_that_writes_audit_events():
+    from report_platform.api import api
+
+    schema = api.get_openapi_schema()
+    for path, operations in schema["paths"].items():
+        if "audit" in path:
+            assert set(operations) <= {"get"}, path
