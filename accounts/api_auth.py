@@ -1,5 +1,27 @@
-"""How API callers authenticate. Browser session (with CSRF) now; the JWT bearer joins this list."""
+"""How API callers authenticate: a JWT access token (`Authorization: Bearer ...`), or the browser session with
+CSRF. Every router uses `API_AUTH` unless an operation is public (`auth=None`)."""
 
-from ninja.security import SessionAuth
+from __future__ import annotations
 
-API_AUTH = [SessionAuth(csrf=True)]
+from django.http import HttpRequest
+from ninja.security import HttpBearer, SessionAuth
+
+from accounts import selectors, tokens
+
+
+class JWTBearer(HttpBearer):
+    """Validates the access token (tokens.decode: HS256 only, kid, exp, iss, aud, typ) and that its family is live
+    and its user active. Sets `request.user`; returns None (401) for every failure."""
+
+    openapi_description = "JWT access token from POST /api/v1/auth/login (15 minutes)."
+
+    def authenticate(self, request: HttpRequest, token: str):
+        try:
+            user = selectors.user_from_access_token(token=token)
+        except tokens.InvalidToken:
+            return None
+        request.user = user
+        return user
+
+
+API_AUTH = [JWTBearer(), SessionAuth(csrf=True)]

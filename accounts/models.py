@@ -93,3 +93,57 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.display_name or self.email.split("@")[0]
+
+
+class TokenFamily(models.Model):
+    """One API login: the chain of refresh tokens rotated from it. Its lifetime is absolute (14 days from login);
+    revoking the family ends every access and refresh token of that login."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_families")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+    device_name = models.CharField(max_length=100, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of user agent and network at login.")
+    last_ip = models.CharField(max_length=45, blank=True)
+    last_user_agent = models.CharField(max_length=300, blank=True)
+    flagged_at = models.DateTimeField(null=True, blank=True, help_text="A refresh came from a new device/network.")
+    flag_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "tokenFamilies"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="tokenfamily_user_revoked")]
+
+    def __str__(self) -> str:
+        return f"token family {self.pk} of {self.user_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class RefreshToken(models.Model):
+    """One refresh token of a family. Only the SHA-256 of its secret id is stored; `used_at` is set by the atomic
+    claim that rotates it (a conditional update), so a token can be exchanged exactly once."""
+
+    family = models.ForeignKey(TokenFamily, on_delete=models.CASCADE, related_name="tokens")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        db_table = "refreshTokens"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["family", "used_at"], name="refreshtoken_family_used")]
+
+    def __str__(self) -> str:
+        return f"refresh token {self.pk} of family {self.family_id}"

@@ -1,5 +1,14 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from accounts import views
 
 app_name = "accounts"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("security/", views.security, name="security"),
+    path("security/sessions/<str:pk>/end/", views.session_end, name="session_end"),
+    path("security/tokens/<str:pk>/end/", views.token_family_end, name="token_family_end"),
+    path("users/", views.user_list, name="user_list"),
+    path("users/<str:pk>/role/", views.user_role, name="user_role"),
+    path("users/<str:pk>/active/", views.user_active, name="user_active"),
+]

@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
     "report_platform.middleware.DomainErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -286,3 +287,23 @@ RELEASES_GATE_MIN_PASS_RATE = float(env_str("RELEASES_GATE_MIN_PASS_RATE", "95")
 RELEASES_GATE_MAX_NEW_P1_FAILURES = int(env_str("RELEASES_GATE_MAX_NEW_P1_FAILURES", "0"))
 # The quality dashboard's live region polls this often (seconds).
 RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS", "10"))
+
+# --- accounts --------------------------------------------------------------------------------------------------
+# JWT API tokens (accounts/tokens.py). JWT_SIGNING_KEYS="kid1:secret1,kid2:secret2": the first key signs, every key
+# verifies (rotation: put the new key first, drop the old one after the refresh lifetime). Without it, a key is
+# derived from SECRET_KEY (dev/test only; production.py insists on the variable).
+JWT_SIGNING_KEYS = env_str("JWT_SIGNING_KEYS", "")
+JWT_ISSUER = env_str("JWT_ISSUER", "report-platform")
+JWT_AUDIENCE = env_str("JWT_AUDIENCE", "report-platform-api")
+JWT_ACCESS_LIFETIME = timedelta(minutes=15)
+JWT_REFRESH_LIFETIME = timedelta(days=14)  # absolute, per token family; rotation never extends it
+# TOTP secrets and recovery-code seeds are encrypted at rest (Fernet). MFA_ENCRYPTION_KEYS="key1,key2": the first
+# encrypts, all decrypt. Without it, a key is derived from SECRET_KEY.
+MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS", [])
+# Roles that must have TOTP enrolled before using any page (and the Django admin); e.g. "reviewer,admin".
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])
+ACCOUNT_EMAIL_CONFIRMATION_HMAC = False  # HMAC keys JSON-serialise the ObjectId pk; DB-stored keys do not
+ACCOUNT_FORMS = {"reset_password": "accounts.forms.ResetPasswordForm"}
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+USERSESSIONS_TRACK_ACTIVITY = True
+SESSION_SERIALIZER = "accounts.allauth_compat.SessionSerializer"  # allauth's MFA step stores an ObjectId

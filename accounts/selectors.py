@@ -1,0 +1,52 @@
+"""Reads of the accounts app."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.models import Role, TokenFamily, User
+
+
+def user_from_access_token(*, token: str) -> User:
+    """The active user of a valid access token whose family is not revoked; `tokens.InvalidToken` otherwise."""
+    claims = tokens.decode(token, typ=tokens.ACCESS)
+    if not ObjectId.is_valid(claims["sub"]) or not ObjectId.is_valid(claims["fam"]):
+        raise tokens.InvalidToken("malformed subject")
+    family = (
+        TokenFamily.objects.select_related("user")
+        .filter(pk=ObjectId(claims["fam"]), user_id=ObjectId(claims["sub"]), revoked_at=None)
+        .first()
+    )
+    if family is None or not family.user.is_active:
+        raise tokens.InvalidToken("revoked")
+    return family.user
+
+
+def token_family_list_active(*, user: User) -> QuerySet[TokenFamily]:
+    """The user's API logins that can still refresh, newest first."""
+    return TokenFamily.objects.filter(user=user, revoked_at=None, expires_at__gt=timezone.now()).order_by(
+        "-last_used_at"
+    )
+
+
+def user_list(*, role: str | None = None) -> QuerySet[User]:
+    """Every user for the admin's role page, by email; optionally one role."""
+    users = User.objects.order_by("email")
+    if role in Role.values:
+        users = users.filter(role=role)
+    return users
+
+
+def user_get(*, user_id: str) -> User | None:
+    """A user by 24-hex id, or None for unknown and malformed ids."""
+    if not ObjectId.is_valid(user_id):
+        return None
+    return User.objects.filter(pk=ObjectId(user_id)).first()
+
+
+def admin_count_active() -> int:
+    """How many active admins exist (the last one cannot be demoted or deactivated)."""
+    return User.objects.filter(role=Role.ADMIN, is_active=True).count()

@@ -1,0 +1,44 @@
+"""Each ObjectId workaround for allauth (accounts/allauth_compat.py and the settings) with the failure it prevents."""
+
+from __future__ import annotations
+
+import pytest
+from allauth.account import utils as account_utils
+from allauth.account.models import EmailAddress, EmailConfirmationHMAC
+from bson import ObjectId
+from django.core.signing import JSONSerializer
+
+from accounts import allauth_compat
+from accounts.models import User
+
+
+def test_it_shows_allauth_cannot_encode_an_objectid_user_pk():
+    user = User(pk=ObjectId(), email="a@example.com")
+    with pytest.raises(TypeError):
+        allauth_compat.originals["user_pk_to_url_str"](user)
+
+
+def test_it_round_trips_objectid_user_pks_through_allauths_url_functions():
+    user = User(pk=ObjectId(), email="a@example.com")
+    encoded = account_utils.user_pk_to_url_str(user)
+    assert encoded == str(user.pk)
+    assert account_utils.url_str_to_user_pk(encoded) == user.pk
+    with pytest.raises(ValueError):
+        account_utils.url_str_to_user_pk("zzz")
+
+
+def test_it_shows_djangos_session_serializer_rejects_objectids_and_ours_writes_hex():
+    data = {"account_authentication_methods": [{"method": "mfa", "id": ObjectId("0123456789abcdef01234567")}]}
+    with pytest.raises(TypeError):
+        JSONSerializer().dumps(data)
+    loaded = allauth_compat.SessionSerializer().loads(allauth_compat.SessionSerializer().dumps(data))
+    assert loaded["account_authentication_methods"][0]["id"] == "0123456789abcdef01234567"
+
+
+@pytest.mark.django_db
+def test_it_shows_why_hmac_confirmation_keys_are_off(make_user, settings):
+    user = make_user("viewer")
+    address = EmailAddress.objects.get(user=user)
+    with pytest.raises(TypeError):
+        EmailConfirmationHMAC(address).key  # noqa: B018 - JSON-serialises the ObjectId pk
+    assert settings.ACCOUNT_EMAIL_CONFIRMATION_HMAC is False
