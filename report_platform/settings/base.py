@@ -307,3 +307,42 @@ ACCOUNT_FORMS = {"reset_password": "accounts.forms.ResetPasswordForm"}
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 USERSESSIONS_TRACK_ACTIVITY = True
 SESSION_SERIALIZER = "accounts.allauth_compat.SessionSerializer"  # allauth's MFA step stores an ObjectId
+
+# --- ai_assist -------------------------------------------------------------------------------------------------
+# Provider: "offline" (deterministic answers from the task metadata, no network) or "openai" (the openai SDK
+# against OPENAI_BASE_URL: OpenAI or any compatible server).
+AI_PROVIDER = env_str("AI_PROVIDER", "offline")
+AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+AI_REQUEST_TIMEOUT_SECONDS = float(env_str("AI_REQUEST_TIMEOUT_SECONDS", "30"))
+AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on timeout, 429 and 5xx; bounded, then ai_unavailable
+AI_RETRY_BACKOFF_SECONDS = float(env_str("AI_RETRY_BACKOFF_SECONDS", "0.5"))  # doubled per attempt
+AI_MAX_COMPLETION_TOKENS = env_int("AI_MAX_COMPLETION_TOKENS", 800)
+# USD per 1k tokens; the price used is stored on every usage log. A model missing here cannot be called.
+AI_MODEL_PRICES = {
+    "offline": {"prompt": 0.0, "completion": 0.0},
+    "gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006},
+    "gpt-4o": {"prompt": 0.0025, "completion": 0.01},
+    "gpt-4.1-mini": {"prompt": 0.0004, "completion": 0.0016},
+}
+# Per user, by role: daily token cap, cost ceiling per "day" or "month", burst limit of requests per minute.
+AI_QUOTAS = {
+    "viewer": {"daily_tokens": 20_000, "cost_ceiling_usd": 0.50, "cost_period": "day", "burst_per_minute": 10},
+    "reviewer": {"daily_tokens": 100_000, "cost_ceiling_usd": 5.0, "cost_period": "day", "burst_per_minute": 20},
+    "admin": {"daily_tokens": 300_000, "cost_ceiling_usd": 100.0, "cost_period": "month", "burst_per_minute": 30},
+}
+# Circuit breaker per provider/model (state in Redis, shared by every process).
+AI_BREAKER = {
+    "failure_threshold": 5,  # consecutive failures
+    "latency_window": 20,  # last N successful calls
+    "latency_min_samples": 10,
+    "latency_p95_seconds": 20.0,
+    "cost_interval_seconds": 3600,
+    "cost_threshold_usd": 25.0,  # spent on one provider/model within one interval
+    "cooldown_seconds": 60,
+}
+AI_REDACT_NAMES = env_list("AI_REDACT_NAMES", [])  # people's names replaced before a prompt leaves
+AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each usage log
+AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
+AI_BATCH_MAX_ITEMS = 200

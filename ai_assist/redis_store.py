@@ -1,0 +1,37 @@
+"""The Redis connection for AI burst counters and circuit-breaker state (the cache Redis, shared by every process).
+
+Keys start with `rp:ai:`; clearing the cache (tests do, between tests) resets them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+from django.conf import settings
+
+_clients: dict[str, redis.Redis] = {}
+_lock = threading.Lock()
+
+
+def client() -> redis.Redis:
+    url = settings.CACHE_REDIS_URL
+    found = _clients.get(url)
+    if found is None:
+        with _lock:
+            found = _clients.get(url) or redis.Redis.from_url(url, decode_responses=True)
+            _clients[url] = found
+    return found
+
+
+def key(name: str) -> str:
+    return f"rp:ai:{name}"
+
+
+def incr_with_expiry(name: str, seconds: int) -> int:
+    """Atomically count one more under `name`; the key expires `seconds` after its first use."""
+    pipe = client().pipeline(transaction=True)
+    pipe.set(key(name), 0, ex=seconds, nx=True)  # EXPIRE ... NX needs Redis 7; the embedded server is 6.2
+    pipe.incr(key(name))
+    _, count = pipe.execute()
+    return int(count)

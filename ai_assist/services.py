@@ -1,0 +1,468 @@
+"""The AI gateway: every AI call of the platform goes through here.
+
+One path for all callers (assistant page, API, batches, the reports app):
+  template + variables -> redaction -> circuit breaker -> burst limit -> atomic quota reservation (worst case)
+  -> provider (bounded retries) -> settle the reservation with real usage -> one `aiUsageLogs` row
+  -> metrics; audit events for quota refusals and breaker trips.
+Refusals and failures write their usage log row too, then raise a DomainError with a stable code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from django.conf import settings
+
+from ai_assist import breaker, metrics, quotas
+from ai_assist.models import AiUsageLog, Outcome
+from ai_assist.prompts import PromptTemplate, template_get
+from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, provider_get, provider_model
+from ai_assist.quotas import AiQuotaExceeded
+from ai_assist.redaction import redact, redact_value
+from audit.services import audit_record
+from report_platform.errors import DomainError, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AiQuotaExceeded", "AiTextResult", "AiUnavailable", "ai_generate_text", "ai_stream_text"]
+
+
+class AiUnavailable(DomainError):
+    code = "ai_unavailable"
+    status = 503
+    default_message = "The AI assistant is unavailable right now. Try again in a few minutes."
+
+
+@dataclass
+class AiTextResult:
+    text: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    latency_ms: float
+    outcome: str
+    usage_log_id: str
+    template_id: str = ""
+    template_version: int = 0
+
+
+@dataclass
+class _Call:
+    """Everything known about one call once it was admitted (or refused)."""
+
+    user: Any
+    role: str
+    task_id: str
+    template: PromptTemplate
+    release_candidate: Any
+    subject: str
+    provider_name: str
+    model: str
+    messages: list[dict[str, str]]
+    variables: dict[str, Any]
+    redactions: Counter
+    max_tokens: int
+    price_prompt: float
+    price_completion: float
+    batch_id: str = ""
+    reserved_tokens: int = 0
+    reserved_cost: float = 0.0
+    reservation: quotas.Reservation | None = None
+    probe: bool = False
+    log_id: ObjectId = field(default_factory=ObjectId)
+
+    @property
+    def rc_name(self) -> str:
+        return self.release_candidate.name if self.release_candidate is not None else ""
+
+
+def model_price(model: str) -> tuple[float, float]:
+    """USD per 1k prompt and completion tokens from settings.AI_MODEL_PRICES."""
+    price = settings.AI_MODEL_PRICES.get(model)
+    if price is None:
+        raise AiUnavailable(f"No price is configured for the model {model!r}, so it cannot be used.")
+    return float(price["prompt"]), float(price["completion"])
+
+
+def _cost(call: _Call, prompt_tokens: int, completion_tokens: int) -> float:
+    return round(prompt_tokens / 1000 * call.price_prompt + completion_tokens / 1000 * call.price_completion, 8)
+
+
+def _prompt_text(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{message['role']}]\n{message['content']}" for message in messages)
+
+
+def _truncate(text: str) -> str:
+    limit = settings.AI_LOG_TEXT_LIMIT
+    return text if len(text) <= limit else text[: limit - 15] + " [truncated]"
+
+
+def _write_log(
+    call: _Call,
+    *,
+    outcome: str,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cost: float = 0.0,
+    latency_ms: float = 0.0,
+    error_code: str = "",
+    error_message: str = "",
+    attempts: int = 0,
+    streamed: bool = False,
+    response: str = "",
+) -> None:
+    user = call.user
+    AiUsageLog.objects.create(
+        id=call.log_id,
+        user=user,
+        user_email=user.email,
+        role=call.role,
+        task_id=call.task_id,
+        template_id=call.template.id,
+        template_version=call.template.version,
+        release_candidate=call.release_candidate,
+        release_candidate_name=call.rc_name,
+        subject=call.subject[:80],
+        provider=call.provider_name,
+        model=call.model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+        cost_usd=cost,
+        price_prompt_per_1k=call.price_prompt,
+        price_completion_per_1k=call.price_completion,
+        reserved_tokens=call.reserved_tokens,
+        reserved_cost_usd=call.reserved_cost,
+        latency_ms=round(latency_ms, 3),
+        outcome=outcome,
+        error_code=error_code,
+        error_message=error_message[:500],
+        attempts=attempts,
+        streamed=streamed,
+        prompt_redacted=_truncate(_prompt_text(call.messages)),
+        response_redacted=_truncate(redact(response).text) if response else "",
+        redactions=dict(call.redactions),
+        batch_id=call.batch_id,
+    )
+
+
+def _refuse(call: _Call, error: DomainError) -> DomainError:
+    _write_log(call, outcome=Outcome.REFUSED, error_code=error.code, error_message=error.message)
+    metrics.record_call(
+        model=call.model,
+        task_id=call.task_id,
+        rc=call.rc_name,
+        outcome=Outcome.REFUSED,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost=0.0,
+        latency_s=None,
+    )
+    return error
+
+
+def _prepare(
+    *, user, task_id: str, template_id: str, variables: dict, release_candidate, subject: str, batch_id: str
+) -> _Call:
+    if user is None or not getattr(user, "is_authenticated", False):
+        raise ValidationFailed("AI calls are made on behalf of a signed-in user.", code="ai_user_required")
+    if not task_id:
+        raise ValidationFailed("A task id is required.", fields={"task_id": ["This field is required."]})
+    template = template_get(template_id)
+    names = tuple(settings.AI_REDACT_NAMES)
+    redactions: Counter = Counter()
+    clean_variables = redact_value(dict(variables or {}), redactions, names)
+    messages = template.render(clean_variables)
+    for message in messages:  # a second pass over the final text: template text plus variables, nothing escapes
+        result = redact(message["content"], names=names)
+        message["content"] = result.text
+        redactions.update(result.counts)
+    provider = provider_get()
+    model = provider_model(provider.name)
+    price_prompt, price_completion = model_price(model)
+    max_tokens = min(template.max_completion_tokens, settings.AI_MAX_COMPLETION_TOKENS)
+    call = _Call(
+        user=user,
+        role=getattr(user, "role", "viewer") or "viewer",
+        task_id=task_id[:100],
+        template=template,
+        release_candidate=release_candidate,
+        subject=subject,
+        provider_name=provider.name,
+        model=model,
+        messages=messages,
+        variables=clean_variables,
+        redactions=redactions,
+        max_tokens=max_tokens,
+        price_prompt=price_prompt,
+        price_completion=price_completion,
+        batch_id=batch_id,
+    )
+    # Worst case: ~3 characters a token for the prompt (real tokenizers average ~4) plus the full completion.
+    prompt_upper = sum(math.ceil(len(message["content"]) / 3) + 4 for message in messages)
+    call.reserved_tokens = prompt_upper + max_tokens
+    call.reserved_cost = _cost(call, prompt_upper, max_tokens)
+
+    admitted = breaker.breaker_admit(provider=provider.name, model=model)
+    if admitted == "open":
+        state = breaker.breaker_state(provider=provider.name, model=model)
+        retry_at = datetime.fromtimestamp(state.opened_at + settings.AI_BREAKER["cooldown_seconds"], tz=UTC)
+        raise _refuse(
+            call,
+            AiUnavailable(
+                f"The AI provider ({provider.name}/{model}) is paused after {state.reason or 'errors'}; "
+                f"calls fail fast until {retry_at:%H:%M:%S} UTC.",
+                extra={"breaker": "open", "reason": state.reason, "retry_at": retry_at.isoformat()},
+            ),
+        )
+    call.probe = admitted == "probe"
+    limits = quotas.limits_for(call.role)
+    try:
+        quotas.burst_take(user_id=str(user.pk), limits=limits)
+        call.reservation = quotas.quota_reserve(
+            user_id=str(user.pk), limits=limits, tokens=call.reserved_tokens, cost=call.reserved_cost
+        )
+    except AiQuotaExceeded as error:
+        if call.probe:
+            breaker.breaker_release_probe(provider=provider.name, model=model)
+        audit_record(
+            action="ai.quota_refused",
+            actor=user,
+            resource=f"user:{user.pk}",
+            outcome="denied",
+            metadata={"task": call.task_id, **{k: v for k, v in error.extra.items() if k != "used"}},
+        )
+        raise _refuse(call, error) from None
+    return call
+
+
+def _after_provider(call: _Call, *, ok: bool, latency_s: float, cost: float) -> None:
+    transition = breaker.breaker_record(
+        provider=call.provider_name, model=call.model, ok=ok, latency_s=latency_s, cost=cost, probe=call.probe
+    )
+    if transition.startswith("tripped:"):
+        reason = transition.split(":", 1)[1]
+        logger.warning("AI circuit opened", extra={"provider": call.provider_name, "model": call.model})
+        audit_record(
+            action="ai.breaker_opened",
+            actor=None,
+            actor_email="system",
+            resource=f"ai_breaker:{call.provider_name}:{call.model}",
+            outcome="failure",
+            metadata={"provider": call.provider_name, "model": call.model, "reason": reason},
+        )
+
+
+def _succeed(call: _Call, reply: ProviderReply, *, latency_s: float, streamed: bool) -> AiTextResult:
+    cost = _cost(call, reply.prompt_tokens, reply.completion_tokens)
+    if call.reservation is not None:
+        quotas.quota_settle(
+            reservation=call.reservation, tokens=reply.prompt_tokens + reply.completion_tokens, cost=cost
+        )
+    _after_provider(call, ok=True, latency_s=latency_s, cost=cost)
+    latency_ms = latency_s * 1000
+    _write_log(
+        call,
+        outcome=Outcome.SUCCESS,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost=cost,
+        latency_ms=latency_ms,
+        attempts=reply.attempts,
+        streamed=streamed,
+        response=reply.text,
+    )
+    metrics.record_call(
+        model=call.model,
+        task_id=call.task_id,
+        rc=call.rc_name,
+        outcome=Outcome.SUCCESS,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost=cost,
+        latency_s=latency_s,
+    )
+    return AiTextResult(
+        text=reply.text,
+        provider=call.provider_name,
+        model=call.model,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        cost=cost,
+        latency_ms=round(latency_ms, 3),
+        outcome=Outcome.SUCCESS,
+        usage_log_id=str(call.log_id),
+        template_id=call.template.id,
+        template_version=call.template.version,
+    )
+
+
+def _fail(
+    call: _Call, *, code: str, message: str, attempts: int, latency_s: float, partial: ProviderReply | None
+) -> AiUnavailable:
+    # A failed call is charged what demonstrably went out and came back (a broken stream's partial text).
+    prompt_tokens = partial.prompt_tokens if partial and partial.text else 0
+    completion_tokens = partial.completion_tokens if partial and partial.text else 0
+    if partial and partial.text and not completion_tokens:
+        prompt_tokens = sum(math.ceil(len(m["content"]) / 4) for m in call.messages)
+        completion_tokens = math.ceil(len(partial.text) / 4)
+    cost = _cost(call, prompt_tokens, completion_tokens)
+    if call.reservation is not None:
+        quotas.quota_settle(reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
+    _after_provider(call, ok=False, latency_s=latency_s, cost=cost)
+    _write_log(
+        call,
+        outcome=Outcome.FAILED,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        latency_ms=latency_s * 1000,
+        error_code=code,
+        error_message=message,
+        attempts=attempts,
+        streamed=partial is not None,
+        response=partial.text if partial else "",
+    )
+    metrics.record_call(
+        model=call.model,
+        task_id=call.task_id,
+        rc=call.rc_name,
+        outcome=Outcome.FAILED,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        latency_s=latency_s,
+    )
+    plural = "attempt" if attempts == 1 else "attempts"
+    return AiUnavailable(
+        f"{message} Gave up after {attempts} {plural}; please try again later.",
+        extra={"provider_error": code, "attempts": attempts},
+    )
+
+
+def ai_generate_text(
+    *,
+    user,
+    task_id: str,
+    template_id: str,
+    variables: dict,
+    release_candidate=None,
+    subject: str = "",
+    batch_id: str = "",
+) -> AiTextResult:
+    """Run one prompt template through the gateway and return the whole answer.
+
+    Raises AiQuotaExceeded (429: which limit, when it resets), AiUnavailable (503: open circuit or provider failure
+    after retries) or ValidationFailed (unknown template, missing variables). Every outcome writes a usage log.
+    """
+    call = _prepare(
+        user=user,
+        task_id=task_id,
+        template_id=template_id,
+        variables=variables,
+        release_candidate=release_candidate,
+        subject=subject,
+        batch_id=batch_id,
+    )
+    provider = provider_get(call.provider_name)
+    request = ProviderCall(
+        model=call.model,
+        messages=call.messages,
+        max_tokens=call.max_tokens,
+        template_id=call.template.id,
+        variables=call.variables,
+    )
+    started = time.perf_counter()
+    try:
+        reply = provider.complete(request)
+    except ProviderError as error:
+        raise _fail(
+            call,
+            code=error.code,
+            message=error.message,
+            attempts=error.attempts,
+            latency_s=time.perf_counter() - started,
+            partial=None,
+        ) from None
+    return _succeed(call, reply, latency_s=time.perf_counter() - started, streamed=False)
+
+
+class AiTextStream:
+    """An admitted streaming call: iterate for text pieces; `result` is set once the stream completed.
+
+    A provider failure mid-stream raises AiUnavailable from the iteration (after its usage log row was written);
+    a consumer that stops early (browser closed) is logged as failed with the partial answer.
+    """
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.result: AiTextResult | None = None
+        self.provider = call.provider_name
+        self.model = call.model
+        self.template_id = call.template.id
+        self.template_version = call.template.version
+        self.usage_log_id = str(call.log_id)
+
+    def __iter__(self) -> Iterator[str]:
+        call = self.call
+        provider = provider_get(call.provider_name)
+        request = ProviderCall(
+            model=call.model,
+            messages=call.messages,
+            max_tokens=call.max_tokens,
+            template_id=call.template.id,
+            variables=call.variables,
+        )
+        reply = ProviderReply()
+        started = time.perf_counter()
+        finished = False
+        try:
+            yield from provider.stream(request, reply)
+            finished = True
+        except ProviderError as error:
+            finished = True
+            raise _fail(
+                call,
+                code=error.code,
+                message=error.message,
+                attempts=error.attempts,
+                latency_s=time.perf_counter() - started,
+                partial=reply,
+            ) from None
+        finally:
+            if not finished:
+                _fail(
+                    call,
+                    code="ai_stream_aborted",
+                    message="The answer was not read to the end.",
+                    attempts=reply.attempts,
+                    latency_s=time.perf_counter() - started,
+                    partial=reply,
+                )
+        self.result = _succeed(call, reply, latency_s=time.perf_counter() - started, streamed=True)
+
+
+def ai_stream_text(
+    *, user, task_id: str, template_id: str, variables: dict, release_candidate=None, subject: str = ""
+) -> AiTextStream:
+    """Admit a call (quotas, breaker, redaction, all before returning) and hand back the stream of its answer."""
+    call = _prepare(
+        user=user,
+        task_id=task_id,
+        template_id=template_id,
+        variables=variables,
+        release_candidate=release_candidate,
+        subject=subject,
+        batch_id="",
+    )
+    return AiTextStream(call)
