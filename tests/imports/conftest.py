@@ -1,0 +1,85 @@
+"""Helpers for the imports tests: CSV builders, a database snapshot, and running a confirmed job in-process."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+COLLECTIONS = ("testSuites", "testCases", "testRuns", "releaseCandidates")
+HEADER = ["product", "suite", "key", "title", "category", "task", "owner", "priority", "tags"]
+RUN_HEADER = [*HEADER, "rc", "status", "mantis_ids", "notes", "executed_at", "executed_by"]
+
+
+def csv_bytes(rows, *, header=RUN_HEADER, delimiter=",", line_ending="\r\n", bom=False) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=line_ending)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+    data = buffer.getvalue().encode()
+    return (b"\xef\xbb\xbf" + data) if bom else data
+
+
+def case_row(n: int, *, rc: str = "RC-1", status: str = "pass", day: int = 1, **overrides) -> list[str]:
+    values = {
+        "product": "Shop",
+        "suite": "Checkout",
+        "key": f"CASE-{n:05d}",
+        "title": f"Case number {n}",
+        "category": "functional",
+        "task": "",
+        "owner": "alice",
+        "priority": "2",
+        "tags": "smoke|ui",
+        "rc": rc,
+        "status": status,
+        "mantis_ids": "",
+        "notes": "",
+        "executed_at": f"2026-11-{day:02d}T10:00:00Z" if rc else "",
+        "executed_by": "",
+    }
+    values.update(overrides)
+    return [values[name] for name in RUN_HEADER]
+
+
+def valid_file(count: int = 3, **kwargs) -> bytes:
+    return csv_bytes([case_row(n, **kwargs) for n in range(1, count + 1)])
+
+
+def db_snapshot() -> dict[str, list]:
+    from django.db import connection
+
+    return {name: sorted(connection.database[name].find({}), key=lambda d: str(d["_id"])) for name in COLLECTIONS}
+
+
+@pytest.fixture
+def upload(reviewer):
+    """`upload(data, dry_run=True)` -> the ImportJob, created through the service as the reviewer."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from imports.services import import_job_create
+
+    def do(data: bytes, *, dry_run: bool = True, name: str = "cases.csv", user=None):
+        return import_job_create(
+            user=user or reviewer, upload=SimpleUploadedFile(name, data, "text/csv"), dry_run=dry_run
+        )
+
+    return do
+
+
+@pytest.fixture
+def run_job(reviewer, monkeypatch):
+    """Confirm a previewed job without a broker and process it in this process, like the worker would."""
+    from imports import services
+    from imports.models import ImportJob
+
+    def do(job: ImportJob, *, worker: str = "test-worker"):
+        monkeypatch.setattr(services, "import_job_enqueue", lambda job_id: None)
+        services.import_job_confirm(user=job.created_by, job_id=str(job.pk))
+        outcome = services.import_job_process(job_id=str(job.pk), worker=worker)
+        job.refresh_from_db()
+        return job, outcome
+
+    return do
