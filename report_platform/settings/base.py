@@ -346,3 +346,108 @@ AI_REDACT_NAMES = env_list("AI_REDACT_NAMES", [])  # people's names replaced bef
 AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each usage log
 AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
 AI_BATCH_MAX_ITEMS = 200
+
+# --- imports ---------------------------------------------------------------------------------------------------
+# CSV import/export (imports app; format documented in README "CSV import and export"). nginx's
+# client_max_body_size is 20m to match CSV_MAX_UPLOAD_BYTES.
+CSV_MAX_UPLOAD_BYTES = env_int("CSV_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+CSV_MAX_ROWS = env_int("CSV_MAX_ROWS", 250_000)  # data rows per file (the header not counted)
+CSV_MAX_ERRORS_KEPT = 1000  # validation errors stored and shown per job; the total is always counted
+CSV_PREVIEW_ROWS = 20
+CSV_IMPORT_BATCH_ROWS = env_int("CSV_IMPORT_BATCH_ROWS", 1000)
+CSV_IMPORT_LEASE_SECONDS = env_int("CSV_IMPORT_LEASE_SECONDS", 60)  # a worker renews it after every batch
+CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
+CSV_IMPORT_RETRY_DELAY_SECONDS = env_int("CSV_IMPORT_RETRY_DELAY_SECONDS", 10)
+CSV_IMPORT_QUEUED_STALE_SECONDS = env_int("CSV_IMPORT_QUEUED_STALE_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.import_jobs_sweep", "schedule": 60.0}
+
+# --- ai_assist -------------------------------------------------------------------------------------------------
+# Provider: "offline" (deterministic answers from the task metadata, no network) or "openai" (the openai SDK
+# against OPENAI_BASE_URL: OpenAI or any compatible server).
+AI_PROVIDER = env_str("AI_PROVIDER", "offline")
+AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+AI_REQUEST_TIMEOUT_SECONDS = float(env_str("AI_REQUEST_TIMEOUT_SECONDS", "30"))
+AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on timeout, 429 and 5xx; bounded, then ai_unavailable
+AI_RETRY_BACKOFF_SECONDS = float(env_str("AI_RETRY_BACKOFF_SECONDS", "0.5"))  # doubled per attempt
+AI_MAX_COMPLETION_TOKENS = env_int("AI_MAX_COMPLETION_TOKENS", 800)
+# USD per 1k tokens; the price used is stored on every usage log. A model missing here cannot be called.
+AI_MODEL_PRICES = {
+    "offline": {"prompt": 0.0, "completion": 0.0},
+    "gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006},
+    "gpt-4o": {"prompt": 0.0025, "completion": 0.01},
+    "gpt-4.1-mini": {"prompt": 0.0004, "completion": 0.0016},
+}
+# Per user, by role: daily token cap, cost ceiling per "day" or "month", burst limit of requests per minute.
+AI_QUOTAS = {
+    "viewer": {"daily_tokens": 20_000, "cost_ceiling_usd": 0.50, "cost_period": "day", "burst_per_minute": 10},
+    "reviewer": {"daily_tokens": 100_000, "cost_ceiling_usd": 5.0, "cost_period": "day", "burst_per_minute": 20},
+    "admin": {"daily_tokens": 300_000, "cost_ceiling_usd": 100.0, "cost_period": "month", "burst_per_minute": 30},
+}
+# Circuit breaker per provider/model (state in Redis, shared by every process).
+AI_BREAKER = {
+    "failure_threshold": 5,  # consecutive failures
+    "latency_window": 20,  # last N successful calls
+    "latency_min_samples": 10,
+    "latency_p95_seconds": 20.0,
+    "cost_interval_seconds": 3600,
+    "cost_threshold_usd": 25.0,  # spent on one provider/model within one interval
+    "cooldown_seconds": 60,
+}
+AI_REDACT_NAMES = env_list("AI_REDACT_NAMES", [])  # people's names replaced before a prompt leaves
+AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each usage log
+AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
+AI_BATCH_MAX_ITEMS = 200
+
+# --- reports ---------------------------------------------------------------------------------------------------
+# Release reports (reports app). Files go through Django's storage API (STORAGES["default"]; README "Report files").
+REPORTS_FONT_DIR = env_str("REPORTS_FONT_DIR", "/usr/share/fonts/truetype/dejavu")  # DejaVuSans(-Bold).ttf
+REPORTS_STORAGE_PREFIX = "reports"  # storage folder; one subfolder per report
+REPORTS_DOWNLOAD_MAX_AGE = 300  # seconds a signed download link stays valid
+REPORTS_MAX_ATTEMPTS = 3  # deliveries of one generation job before it is failed (a poison job never loops)
+REPORTS_LEASE_SECONDS = 600  # a running job not heard from for this long is stale (re-queued or failed)
+CELERY_BEAT_SCHEDULE["reports-recover-stale"] = {"task": "reports.recover_stale", "schedule": 300.0}
+
+# --- operations: metrics (report_platform/observability.py) ----------------------------------------------------
+# prometheus_client multiprocess mode: every process (web workers, Celery) writes its metrics to files here and
+# /metrics merges them. Web and worker must share the folder; `make run` and the containers clean it at start.
+from report_platform import observability  # noqa: E402
+
+PROMETHEUS_MULTIPROC_DIR = observability.setup_multiprocess(
+    env_str("PROMETHEUS_MULTIPROC_DIR", "") or str(VAR_DIR / "prometheus")
+)
+# rp_jobs_stale{kind}: running without progress for METRICS_STALE_JOB_SECONDS, or queued for METRICS_QUEUED_JOB_SECONDS.
+METRICS_STALE_JOB_SECONDS = env_int("METRICS_STALE_JOB_SECONDS", 900)
+METRICS_QUEUED_JOB_SECONDS = env_int("METRICS_QUEUED_JOB_SECONDS", 900)
+METRICS_STALE_JOB_SOURCES = {
+    "import": {
+        "collection": "importJobs",
+        "running": ["running"],
+        "running_since": "updated_at",
+        "queued": ["queued"],
+        "queued_since": "queued_at",
+    },
+    "report": {
+        "collection": "reports",
+        "running": ["running"],
+        "running_since": "updated_at",
+        "queued": ["queued"],
+        "queued_since": "created_at",
+    },
+    "ai_batch": {
+        "collection": "aiBatchJobs",
+        "running": ["running"],
+        "running_since": "started_at",
+        "queued": ["queued"],
+        "queued_since": "created_at",
+    },
+}
+
+# --- releases ---
+# Release gate: an RC is GO when its pass rate (latest runs) reaches this percentage and no more than this many
+# priority-1 cases newly fail against the previous RC.
+RELEASES_GATE_MIN_PASS_RATE = float(env_str("RELEASES_GATE_MIN_PASS_RATE", "95"))
+RELEASES_GATE_MAX_NEW_P1_FAILURES = int(env_str("RELEASES_GATE_MAX_NEW_P1_FAILURES", "0"))
+# The quality dashboard's live region polls this often (seconds).
+RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS", "10"))
