@@ -40,3 +40,10 @@ class TokenPairOut(Schema):
 
 class DetailOut(Schema):
     detail: str
+
+
+class MeOut(Schema):
+    id: str
+    email: str
+    role: str
+    mfa_enabled: bool

@@ -307,6 +307,7 @@ ACCOUNT_FORMS = {"reset_password": "accounts.forms.ResetPasswordForm"}
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 USERSESSIONS_TRACK_ACTIVITY = True
 SESSION_SERIALIZER = "accounts.allauth_compat.SessionSerializer"  # allauth's MFA step stores an ObjectId
+PASSWORD_RESET_TIMEOUT = 3600  # reset links (Django's token generator, used by allauth) expire after 1 h
 
 # --- ai_assist -------------------------------------------------------------------------------------------------
 # Provider: "offline" (deterministic answers from the task metadata, no network) or "openai" (the openai SDK
