@@ -7,9 +7,8 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django_prometheus import exports
 
-from report_platform import health
+from report_platform import health, observability
 from report_platform.client_ip import client_ip
 from report_platform.errors import render_error
 
@@ -30,4 +29,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
     token_ok = bool(token) and hmac.compare_digest(header, f"Bearer {token}")
     if not token_ok and client_ip(request) not in settings.METRICS_ALLOWED_IPS:
         return render_error(request, status=403, code="forbidden", message="Metrics are not public.")
-    return exports.ExportToDjangoView(request)
+    return observability.metrics_response()

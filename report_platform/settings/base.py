@@ -361,3 +361,38 @@ CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
 CSV_IMPORT_RETRY_DELAY_SECONDS = env_int("CSV_IMPORT_RETRY_DELAY_SECONDS", 10)
 CSV_IMPORT_QUEUED_STALE_SECONDS = env_int("CSV_IMPORT_QUEUED_STALE_SECONDS", 600)
 CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.import_jobs_sweep", "schedule": 60.0}
+
+# --- operations: metrics (report_platform/observability.py) ----------------------------------------------------
+# prometheus_client multiprocess mode: every process (web workers, Celery) writes its metrics to files here and
+# /metrics merges them. Web and worker must share the folder; `make run` and the containers clean it at start.
+from report_platform import observability  # noqa: E402
+
+PROMETHEUS_MULTIPROC_DIR = observability.setup_multiprocess(
+    env_str("PROMETHEUS_MULTIPROC_DIR", "") or str(VAR_DIR / "prometheus")
+)
+# rp_jobs_stale{kind}: running without progress for METRICS_STALE_JOB_SECONDS, or queued for METRICS_QUEUED_JOB_SECONDS.
+METRICS_STALE_JOB_SECONDS = env_int("METRICS_STALE_JOB_SECONDS", 900)
+METRICS_QUEUED_JOB_SECONDS = env_int("METRICS_QUEUED_JOB_SECONDS", 900)
+METRICS_STALE_JOB_SOURCES = {
+    "import": {
+        "collection": "importJobs",
+        "running": ["running"],
+        "running_since": "updated_at",
+        "queued": ["queued"],
+        "queued_since": "queued_at",
+    },
+    "report": {
+        "collection": "reports",
+        "running": ["running"],
+        "running_since": "updated_at",
+        "queued": ["queued"],
+        "queued_since": "created_at",
+    },
+    "ai_batch": {
+        "collection": "aiBatchJobs",
+        "running": ["running"],
+        "running_since": "started_at",
+        "queued": ["queued"],
+        "queued_since": "created_at",
+    },
+}

@@ -1,10 +1,12 @@
 """Tests: the same stack as dev (real MongoDB wire protocol, real Redis), started on free ports for the run."""
 
-from report_platform import embedded
+from report_platform import embedded, observability
 
 # Start the stand-in MongoDB and redis-server for this test process unless MONGODB_URI / REDIS_URL are set;
 # they must exist before base settings read the environment.
 embedded.ensure_test_services()
+# Metric files of this test run only (the Celery worker subprocess inherits the folder), removed at exit.
+observability.private_test_multiprocess_dir()
 
 from .base import *  # noqa: E402, F403
 from .base import VAR_DIR  # noqa: E402
