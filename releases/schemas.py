@@ -1,0 +1,139 @@
+"""Schemas of the releases API (blueprint: GET/POST tests, PATCH/DELETE tests/{id}, POST tests/{id}/runs,
+GET metrics/quality). Unknown fields are rejected (no mass assignment)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from releases.models import TestCase, TestRun
+
+StatusLiteral = Literal["pass", "fail", "pending"]
+
+
+class StrictSchema(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseIn(StrictSchema):
+    suite: str = Field(..., min_length=24, max_length=24, description="Suite id (24 hex characters).")
+    key: str = Field(..., min_length=1, max_length=64)
+    title: str = Field(..., min_length=1, max_length=300)
+    category: str = Field(..., min_length=1, max_length=100)
+    owner: str = Field(..., min_length=1, max_length=150)
+    task: str = Field("", max_length=200)
+    priority: int = Field(3, ge=1, le=4)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+class CasePatch(StrictSchema):
+    suite: str | None = Field(None, min_length=24, max_length=24)
+    key: str | None = Field(None, min_length=1, max_length=64)
+    title: str | None = Field(None, min_length=1, max_length=300)
+    category: str | None = Field(None, min_length=1, max_length=100)
+    owner: str | None = Field(None, min_length=1, max_length=150)
+    task: str | None = Field(None, max_length=200)
+    priority: int | None = Field(None, ge=1, le=4)
+    tags: list[str] | None = Field(None, max_length=20)
+
+
+class RunIn(StrictSchema):
+    rc: str = Field(..., min_length=1, max_length=64, description="RC name or id.")
+    status: StatusLiteral
+    mantis_ids: list[int | str] = Field(default_factory=list, max_length=20)
+    notes: str = Field("", max_length=5000)
+    executed_at: datetime | None = Field(None, description="Defaults to now; must carry a time zone.")
+
+
+class LatestRunOut(Schema):
+    id: str
+    status: str
+    executed_at: datetime
+
+
+class CaseOut(Schema):
+    id: str
+    suite: str
+    suite_name: str
+    key: str
+    title: str
+    category: str
+    task: str
+    owner: str
+    priority: int
+    tags: list[str]
+    is_deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    latest_run: LatestRunOut | None = None
+
+    @staticmethod
+    def of(case: TestCase, run: TestRun | None = None) -> dict:
+        return {
+            "id": str(case.pk),
+            "suite": str(case.suite_id),
+            "suite_name": case.suite.name,
+            "key": case.key,
+            "title": case.title,
+            "category": case.category,
+            "task": case.task,
+            "owner": case.owner,
+            "priority": case.priority,
+            "tags": list(case.tags),
+            "is_deleted": case.is_deleted,
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+            "latest_run": (
+                {"id": str(run.pk), "status": run.status, "executed_at": run.executed_at} if run is not None else None
+            ),
+        }
+
+
+class CasePageOut(Schema):
+    items: list[CaseOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
+    limit: int
+    sort: str
+
+
+class RunOut(Schema):
+    id: str
+    case: str
+    release_candidate: str
+    release_candidate_id: str
+    status: str
+    mantis_ids: list[int]
+    notes: str
+    executed_at: datetime
+    executed_by: str | None
+    is_latest: bool
+
+    @staticmethod
+    def of(run: TestRun) -> dict:
+        return {
+            "id": str(run.pk),
+            "case": str(run.case_id),
+            "release_candidate": run.release_candidate.name,
+            "release_candidate_id": str(run.release_candidate_id),
+            "status": run.status,
+            "mantis_ids": list(run.mantis_ids),
+            "notes": run.notes,
+            "executed_at": run.executed_at,
+            "executed_by": str(run.executed_by_id) if run.executed_by_id else None,
+            "is_latest": run.is_latest,
+        }
+
+
+class QualityOut(Schema):
+    release_candidate: dict
+    suite: dict | None
+    totals: dict
+    by_owner: list[dict]
+    by_category: list[dict]
+    by_suite: list[dict]
+    trend: list[dict]
+    delta: dict | None
+    gate: dict
