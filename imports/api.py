@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Router
+from ninja import Router, Status
 
 from accounts.permissions import require_role
 from imports import selectors, services
@@ -55,8 +55,8 @@ def import_create(request: HttpRequest):
             message=f"The file has {job.error_count} problem(s); nothing was imported.",
             extra={"job": body.dict()},
         )
-        return 400, envelope
-    return 202, body
+        return Status(400, envelope)
+    return Status(202, body)
 
 
 @router.get("/imports/{job_id}", url_name="import_get", response=ImportJobOut, summary="Import progress and result")
@@ -66,7 +66,9 @@ def import_get(request: HttpRequest, job_id: str):
 
 @router.post("/imports/{job_id}/confirm", url_name="import_confirm", response={202: ImportJobOut})
 def import_confirm(request: HttpRequest, job_id: str):
-    return 202, ImportJobOut.from_job(services.import_job_confirm(user=request.user, job_id=job_id, request=request))
+    return Status(
+        202, ImportJobOut.from_job(services.import_job_confirm(user=request.user, job_id=job_id, request=request))
+    )
 
 
 @router.post("/imports/{job_id}/cancel", url_name="import_cancel", response=ImportJobOut)

@@ -267,6 +267,7 @@ def _job_fail(job: ImportJob, *, code: str, message: str, worker: str | None = N
     if worker is not None:
         jobs = jobs.filter(lease_owner=worker)
     failed = jobs.update(
+        updated_at=timezone.now(),
         status=Status.FAILED,
         failure_code=code,
         failure_message=message[:2000],
@@ -314,6 +315,7 @@ def _job_write(job: ImportJob, *, worker: str) -> None:
         elapsed = max(time.monotonic() - started, 1e-6)
         rate = processed / elapsed
         renewed = ImportJob.objects.filter(pk=job.pk, lease_owner=worker, status=Status.RUNNING).update(
+            updated_at=timezone.now(),
             processed=min(processed, job.total),
             rate=round(rate, 1),
             eta_seconds=round(max(job.total - processed, 0) / rate, 1),
@@ -331,6 +333,7 @@ def _job_write(job: ImportJob, *, worker: str) -> None:
     if state.release_candidate_ids:
         summaries_rebuild(release_candidate_ids=sorted(state.release_candidate_ids.values()))
     finished = ImportJob.objects.filter(pk=job.pk, lease_owner=worker, status=Status.RUNNING).update(
+        updated_at=timezone.now(),
         status=Status.SUCCEEDED,
         processed=job.total,
         result=state.counts,
@@ -364,6 +367,7 @@ def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
         pk=pk,
         status__in=[Status.QUEUED, Status.RUNNING],
     ).update(
+        updated_at=timezone.now(),
         status=Status.RUNNING,
         lease_owner=worker,
         lease_expires_at=now + timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS),
