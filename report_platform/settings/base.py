@@ -396,3 +396,13 @@ METRICS_STALE_JOB_SOURCES = {
         "queued_since": "created_at",
     },
 }
+
+# --- reports ---------------------------------------------------------------------------------------------------
+# Release reports (reports app). Files go through Django's storage API (STORAGES["default"]; README "Report files").
+REPORTS_FONT_DIR = env_str("REPORTS_FONT_DIR", "/usr/share/fonts/truetype/dejavu")  # DejaVuSans(-Bold).ttf
+REPORTS_STORAGE_PREFIX = "reports"  # storage folder; one subfolder per report
+REPORTS_DOWNLOAD_MAX_AGE = 300  # seconds a signed download link stays valid
+REPORTS_MAX_ATTEMPTS = 3  # deliveries of one generation job before it is failed (a poison job never loops)
+REPORTS_LEASE_SECONDS = 600  # a running job not heard from for this long is stale (re-queued or failed)
+CELERY_BEAT_SCHEDULE["reports-recover-stale"] = {"task": "reports.recover_stale", "schedule": 300.0}
+
