@@ -75,8 +75,7 @@ def _validate(instance, *, exclude: Iterable[str] = ()) -> None:
         instance.full_clean(exclude=list(exclude))
     except DjangoValidationError as error:
         fields = _fields_from(error)
-        unique_messages = fields.get("__all__", [])
-        if unique_messages and any("already exists" in message for message in unique_messages):
+        if any("already exists" in message for messages in fields.values() for message in messages):
             raise Conflict("An object with these identifying fields already exists.", code="duplicate", fields=fields)
         raise ValidationFailed(fields=fields)
 
