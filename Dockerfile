@@ -39,7 +39,7 @@ COPY --from=source /src /app
 RUN DJANGO_SECRET_KEY=build-time-dummy-not-a-secret-only-for-collectstatic-0123456789abcdef \
     MONGODB_URI=mongodb://build.invalid:27017/ \
     python manage.py collectstatic --noinput \
- && mkdir -p /srv/static /srv/media /srv/var \
+ && mkdir -p /srv/static /srv/media /srv/var /srv/metrics \
  && chown -R app:app /srv
 
 USER app
@@ -48,4 +48,4 @@ EXPOSE 8000
 
 ENTRYPOINT ["/bin/sh", "/app/deploy/docker-entrypoint.sh"]
 # Tune with GUNICORN_CMD_ARGS in the env file, e.g. GUNICORN_CMD_ARGS="--workers 5".
-CMD ["gunicorn", "report_platform.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
+CMD ["gunicorn", "report_platform.wsgi:application", "--config", "/app/deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]

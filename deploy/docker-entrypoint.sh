@@ -8,6 +8,13 @@
 # Older hashed files stay in the volume, which keeps pages cached by browsers working during a rollout.
 set -eu
 
+# Prometheus multiprocess files (report_platform/observability.py) left by this container's previous run: its
+# processes are gone, so their counters restart from zero. Other containers' files in the shared volume stay.
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+	mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+	python -c 'import os, sys; from report_platform.observability import clean_multiprocess_dir as clean; clean(os.environ["PROMETHEUS_MULTIPROC_DIR"], this_host_only=True)'
+fi
+
 if [ -n "${STATIC_EXPORT_DIR:-}" ]; then
 	cp -R "${DJANGO_STATIC_ROOT:-/app/staticfiles}/." "$STATIC_EXPORT_DIR/"
 fi

@@ -55,9 +55,9 @@ def clean_multiprocess_dir(directory: str | Path, *, this_host_only: bool = Fals
     """Delete the metric files in `directory` (all of them, or only this host's: a restarted container's own
     leftovers). Run it before the processes that write there start. Returns the number of files removed."""
     removed = 0
-    prefix_marker = f"_{_HOST}-"
+    own = re.compile(rf"_{re.escape(_HOST)}-\d+\.db$")
     for path in Path(directory).glob("*.db"):
-        if this_host_only and prefix_marker not in path.name:
+        if this_host_only and not own.search(path.name):
             continue
         path.unlink(missing_ok=True)
         removed += 1
@@ -207,11 +207,28 @@ def metrics_registry():
     registry = CollectorRegistry()
     if os.environ.get(ENV_VAR):
         multiprocess.MultiProcessCollector(registry)
+        for collector in _custom_collectors(REGISTRY):
+            registry.register(collector)
     else:
         registry.register(_DefaultRegistryView(REGISTRY))
     for collector in _SCRAPE_COLLECTORS:
         registry.register(collector)
     return registry
+
+
+def _custom_collectors(default_registry) -> list:
+    """Scrape-time collectors other apps registered on the default registry (e.g. the AI breaker state, read from
+    Redis). Metric objects (their values are in the multiprocess files) and the per-process collectors are left
+    out. prometheus_client has no public listing of a registry's collectors, hence the private attribute."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+    from prometheus_client.metrics import MetricWrapperBase
+
+    per_process = (MetricWrapperBase, ProcessCollector, PlatformCollector, GCCollector)
+    return [
+        collector
+        for collector in list(getattr(default_registry, "_collector_to_names", {}))
+        if not isinstance(collector, per_process)
+    ]
 
 
 class _DefaultRegistryView:

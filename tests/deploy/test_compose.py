@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from pathlib import Path
 
@@ -357,3 +358,70 @@ def test_dockerfile_builds_a_non_root_gunicorn_image_with_collected_static():
     assert not re.search(r"^(ENV|ARG)\b.*DJANGO_SECRET_KEY", dockerfile, re.MULTILINE)
     # Local env files and certificates never reach the image.
     assert "deploy/env/*.env" in dockerfile and "deploy/certs" in dockerfile
+
+
+# --- metrics (Prometheus multiprocess files shared by api and worker) ----------------------------------------------
+
+
+def test_api_and_worker_share_the_metrics_volume_under_distinct_host_names():
+    services = load_compose()["services"]
+    hostnames = set()
+    for name in ("api", "worker", "beat"):
+        service = services[name]
+        assert service["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/srv/metrics", name
+        assert "metrics:/srv/metrics" in service["volumes"], name
+        hostnames.add(service["hostname"])
+    assert len(hostnames) == 3, "metric files are named <hostname>-<pid>: host names must differ"
+    assert "metrics" in load_compose()["volumes"]
+    assert "--config" in services["api"]["command"] and "/app/deploy/gunicorn.conf.py" in services["api"]["command"]
+    assert "--access-logfile" not in services["api"]["command"], "the app writes JSON access lines itself"
+
+
+def test_the_entrypoint_clears_only_this_containers_old_metric_files(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    mine = [tmp_path / f"counter_{host}-7.db", tmp_path / f"gauge_livesum_{host}-8.db"]
+    others = [tmp_path / f"counter_{host}x-7.db", tmp_path / "counter_worker-7.db"]
+    for path in mine + others:
+        path.write_bytes(b"")
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    env.pop("STATIC_EXPORT_DIR", None)
+    result = subprocess.run(
+        ["sh", str(ROOT / "deploy" / "docker-entrypoint.sh"), "echo", "started"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
+    assert not any(path.exists() for path in mine)
+    assert all(path.exists() for path in others)
+
+
+def test_gunicorn_child_exit_drops_the_dead_workers_live_gauges(tmp_path, monkeypatch):
+    import runpy
+    import socket
+    from types import SimpleNamespace
+
+    host = socket.gethostname()
+    live = tmp_path / f"gauge_livesum_{host}-4242.db"
+    counter = tmp_path / f"counter_{host}-4242.db"
+    live.write_bytes(b"")
+    counter.write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert config["accesslog"] is None
+    config["child_exit"](None, SimpleNamespace(pid=4242))
+    assert not live.exists()
+    assert counter.exists(), "counters of finished workers must keep counting in the totals"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build_context():
+    rules = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", "var", "media", "deploy/env/*.env", "deploy/certs/*"):
+        assert entry in rules, entry

@@ -37,7 +37,7 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "nginx" / "nginx.conf"
-HSTS = "max-age=31536000; includeSubDomains"
+HSTS = "max-age=31536000; includeSubDomains; preload"  # the same header production settings send
 UPLOAD_LIMIT = 20 * 1024 * 1024  # client_max_body_size 20m == the app's CSV_MAX_UPLOAD_BYTES (20 MiB)
 TIMEOUT = 10
 
