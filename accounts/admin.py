@@ -1,8 +1,15 @@
+import django.contrib.auth.admin  # noqa: F401 - registers Group now, so it can be unregistered below
 from django.contrib import admin, messages
+from django.contrib.auth.models import Group
 
 from accounts import services
 from accounts.models import TokenFamily, User
 from report_platform.errors import DomainError
+
+# Roles are the `User.role` field (DESIGN.md); Django's groups are not used, so their admin pages are not offered.
+# (autodiscover imports this module before auth's; the import at the top registers Group first.)
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
 
 
 @admin.register(User)

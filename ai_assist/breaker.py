@@ -61,7 +61,7 @@ if ARGV[2] == '0' then
 end
 redis.call('LPUSH', KEYS[2], ARGV[3])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
-local spent = tonumber(redis.call('INCRBYFLOAT', KEYS[3], ARGV[4]))
+local spent = tonumber(redis.call('INCRBY', KEYS[3], ARGV[4]))
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[10]) * 2)
 if spent > tonumber(ARGV[9]) and state ~= 'open' then return trip('cost') end
 local samples = redis.call('LRANGE', KEYS[2], 0, -1)
@@ -139,12 +139,13 @@ def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cos
             repr(now),
             "1" if ok else "0",
             repr(latency_s),
-            repr(cost),
+            # Integer nano-dollars: INCRBYFLOAT inside a script crashed the embedded redis-server 6.2.14 here.
+            str(round(cost * 1e9)),
             config["failure_threshold"],
             config["latency_window"],
             config["latency_min_samples"],
             config["latency_p95_seconds"],
-            config["cost_threshold_usd"],
+            str(round(float(config["cost_threshold_usd"]) * 1e9)),
             interval,
             "1" if probe else "0",
         ],
@@ -152,7 +153,9 @@ def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cos
 
 
 def breaker_state(*, provider: str, model: str) -> BreakerState:
-    data = redis_store.client().hgetall(_state_key(provider, model))
+    fields = ("state", "reason", "opened_at", "failures", "trips")
+    values = redis_store.client().hmget(_state_key(provider, model), fields)
+    data = {name: value for name, value in zip(fields, values, strict=True) if value is not None}
     return BreakerState(
         provider=provider,
         model=model,

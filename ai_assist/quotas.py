@@ -115,6 +115,17 @@ def quota_reserve(*, user_id: str, limits: Limits, tokens: int, cost: float, now
             limit_value=limits.daily_tokens,
             used=0,
         )
+    if cost > limits.cost_ceiling_usd:
+        raise _refuse(
+            limit="cost_ceiling",
+            message=(
+                f"This request may cost up to ${cost:.4f}, more than your ceiling of "
+                f"${limits.cost_ceiling_usd:.2f} per {limits.cost_period}."
+            ),
+            resets_at=cost_resets,
+            limit_value=limits.cost_ceiling_usd,
+            used=0,
+        )
     key = f"user:{user_id}"
     collection = _counters()
     guard = {

@@ -19,7 +19,8 @@ def client() -> redis.Redis:
     found = _clients.get(url)
     if found is None:
         with _lock:
-            found = _clients.get(url) or redis.Redis.from_url(url, decode_responses=True)
+            # RESP2: the embedded redis-server 6.2.14 crashes answering HGETALL under RESP3 (redis-py 8's default).
+            found = _clients.get(url) or redis.Redis.from_url(url, decode_responses=True, protocol=2)
             _clients[url] = found
     return found
 

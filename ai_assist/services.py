@@ -20,17 +20,22 @@ from typing import Any
 
 from bson import ObjectId
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
 from ai_assist import breaker, metrics, quotas
-from ai_assist.models import AiUsageLog, Outcome
+from ai_assist.models import AiBatchItem, AiBatchJob, AiUsageLog, BatchItemStatus, BatchStatus, Outcome
 from ai_assist.prompts import PromptTemplate, template_get
 from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, provider_get, provider_model
 from ai_assist.quotas import AiQuotaExceeded
 from ai_assist.redaction import redact, redact_value
 from audit.services import audit_record
-from report_platform.errors import DomainError, ValidationFailed
+from releases.models import ReleaseCandidate, TestRun
+from report_platform.errors import DomainError, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
+
+BATCH_TASKS = ("triage_failure", "draft_bug_report")
 
 __all__ = ["AiQuotaExceeded", "AiTextResult", "AiUnavailable", "ai_generate_text", "ai_stream_text"]
 
@@ -466,3 +471,96 @@ def ai_stream_text(
         batch_id="",
     )
     return AiTextStream(call)
+
+
+def ai_batch_create(*, user, task: str, release_candidate_id: str) -> AiBatchJob:
+    """Queue one task template over every failed run (latest status) of an RC. While a batch for the same user,
+    task and RC is queued or running, that batch is returned instead of a second one."""
+    from ai_assist.tasks import ai_batch_run_task
+
+    if task not in BATCH_TASKS:
+        raise ValidationFailed(
+            f"Batches run {', '.join(BATCH_TASKS)}.", code="ai_unknown_task", fields={"task": ["Not batchable."]}
+        )
+    if not ObjectId.is_valid(release_candidate_id or ""):
+        raise NotFound("No such release candidate.")
+    rc = ReleaseCandidate.objects.filter(pk=ObjectId(release_candidate_id)).first()
+    if rc is None:
+        raise NotFound("No such release candidate.")
+    active = AiBatchJob.objects.filter(
+        user=user, task=task, release_candidate=rc, status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING]
+    ).first()
+    if active is not None:
+        return active
+    run_ids = list(
+        TestRun.objects.filter(release_candidate=rc, status="fail", is_latest=True)
+        .order_by("executed_at")
+        .values_list("pk", flat=True)[: settings.AI_BATCH_MAX_ITEMS]
+    )
+    job = AiBatchJob.objects.create(user=user, task=task, release_candidate=rc, total=len(run_ids))
+    AiBatchItem.objects.bulk_create([AiBatchItem(batch=job, run_id=run_id) for run_id in run_ids])
+    ai_batch_run_task.delay(str(job.pk))
+    return job
+
+
+def ai_batch_run(*, batch_id: str) -> AiBatchJob:
+    """Work through a batch's pending items. Idempotent: each item is claimed with a conditional update, so a
+    redelivered or duplicated task never calls the provider twice for one item. A quota refusal stops the batch
+    (status partial) and leaves the remaining items skipped; it can be queued again when the quota resets."""
+    from ai_assist.selectors import assist_context_build
+
+    job = AiBatchJob.objects.filter(pk=ObjectId(batch_id)).select_related("user").first()
+    if job is None or job.status in (BatchStatus.SUCCEEDED, BatchStatus.PARTIAL, BatchStatus.FAILED):
+        return job
+    AiBatchJob.objects.filter(pk=job.pk, status=BatchStatus.QUEUED).update(
+        status=BatchStatus.RUNNING, started_at=timezone.now()
+    )
+    stopped = ""
+    for item_id in list(AiBatchItem.objects.filter(batch=job).order_by("pk").values_list("pk", flat=True)):
+        claimed = AiBatchItem.objects.filter(pk=item_id, status=BatchItemStatus.PENDING).update(
+            status=BatchItemStatus.RUNNING, updated_at=timezone.now()
+        )
+        if claimed != 1:
+            continue
+        item = AiBatchItem.objects.get(pk=item_id)
+        if stopped:
+            _batch_item_close(job, item, BatchItemStatus.SKIPPED, error=stopped)
+            continue
+        try:
+            context = assist_context_build(task=job.task, run_id=str(item.run_id))
+            result = ai_generate_text(
+                user=job.user,
+                task_id=job.task,
+                template_id=job.task,
+                variables=context["variables"],
+                release_candidate=context["release_candidate"],
+                subject=context["subject"],
+                batch_id=str(job.pk),
+            )
+        except AiQuotaExceeded as error:
+            stopped = error.message
+            _batch_item_close(job, item, BatchItemStatus.SKIPPED, error=stopped)
+        except DomainError as error:
+            _batch_item_close(job, item, BatchItemStatus.FAILED, error=error.message)
+        else:
+            _batch_item_close(job, item, BatchItemStatus.DONE, text=result.text, usage_log_id=result.usage_log_id)
+    job.refresh_from_db()
+    if job.done + job.failed >= job.total and not stopped:
+        status = BatchStatus.SUCCEEDED if job.failed == 0 else BatchStatus.PARTIAL
+    else:
+        status = BatchStatus.PARTIAL
+    AiBatchJob.objects.filter(pk=job.pk, status=BatchStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), error=stopped[:500]
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _batch_item_close(
+    job: AiBatchJob, item: AiBatchItem, status: str, *, error: str = "", text: str = "", usage_log_id: str = ""
+) -> None:
+    AiBatchItem.objects.filter(pk=item.pk).update(
+        status=status, error=error[:500], text=text, usage_log_id=usage_log_id, updated_at=timezone.now()
+    )
+    counter = "done" if status == BatchItemStatus.DONE else "failed"
+    AiBatchJob.objects.filter(pk=job.pk).update(**{counter: F(counter) + 1})

@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
-    "accounts.middleware.MfaRequiredMiddleware",
+    "accounts.middleware.AccountsMiddleware",
     "report_platform.middleware.DomainErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -305,7 +305,7 @@ MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])
 ACCOUNT_EMAIL_CONFIRMATION_HMAC = False  # HMAC keys JSON-serialise the ObjectId pk; DB-stored keys do not
 ACCOUNT_FORMS = {"reset_password": "accounts.forms.ResetPasswordForm"}
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
-USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_TRACK_ACTIVITY = False  # accounts.middleware records "last seen" at most every 5 minutes instead
 SESSION_SERIALIZER = "accounts.allauth_compat.SessionSerializer"  # allauth's MFA step stores an ObjectId
 PASSWORD_RESET_TIMEOUT = 3600  # reset links (Django's token generator, used by allauth) expire after 1 h
 

@@ -1,0 +1,149 @@
+"""Quotas are checked before the provider is called, reserved atomically, settled with real usage, reset daily."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+
+from ai_assist.models import AiQuotaCounter, AiUsageLog
+from ai_assist.quotas import AiQuotaExceeded
+from ai_assist.services import ai_generate_text
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+FIGURES = {"release_candidate": "RC-9", "total": 10, "passed": 9, "failed": 1, "pass_rate": 90.0}
+
+
+def _call(user):
+    return ai_generate_text(user=user, task_id="report_summary", template_id="report_summary", variables=FIGURES)
+
+
+def _quota(settings, **overrides):
+    base = {"daily_tokens": 100_000, "cost_ceiling_usd": 10.0, "cost_period": "day", "burst_per_minute": 100}
+    settings.AI_QUOTAS = {"viewer": {**base, **overrides}, "reviewer": base, "admin": base}
+
+
+def _reservation_size(make_user, settings):
+    probe = make_user("reviewer")
+    result = _call(probe)
+    return AiUsageLog.objects.get(pk=result.usage_log_id).reserved_tokens
+
+
+def test_it_lets_exactly_one_of_20_parallel_calls_reach_the_provider(make_user, viewer, fake_openai, settings):
+    _quota(settings)
+    reserved = _reservation_size(make_user, settings)
+    fake_openai.reset()
+    # Budget for one call: one worst-case reservation fits; after settling (~130 real tokens) nothing more does.
+    _quota(settings, daily_tokens=reserved + 50)
+    fake_openai.default_delay = 0.3
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker():
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            _call(viewer)
+            outcome = "success"
+        except AiQuotaExceeded as error:
+            outcome = error.code
+        finally:
+            connection.close()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert fake_openai.request_count == 1
+    assert sorted(outcomes) == ["ai_quota_exceeded"] * 19 + ["success"]
+    logs = AiUsageLog.objects.filter(user=viewer)
+    assert logs.filter(outcome="success").count() == 1
+    assert logs.filter(outcome="refused", error_code="ai_quota_exceeded").count() == 19
+    assert AuditEvent.objects.filter(action="ai.quota_refused", actor_id=str(viewer.pk)).count() == 19
+
+
+def test_it_charges_the_real_usage_after_the_call(viewer, fake_openai, settings):
+    _quota(settings)
+    result = _call(viewer)
+    counter = AiQuotaCounter.objects.get(key=f"user:{viewer.pk}")
+    day = f"d{datetime.now(tz=UTC):%Y%m%d}"
+    assert counter.tokens[day] == result.prompt_tokens + result.completion_tokens
+    assert counter.cost[day] == pytest.approx(result.cost)
+    assert AiUsageLog.objects.get(pk=result.usage_log_id).reserved_tokens > counter.tokens[day]
+
+
+def test_it_refuses_over_the_daily_token_cap_before_the_provider_and_resets_next_day(viewer, fake_openai, settings):
+    with time_machine.travel(datetime(2026, 11, 25, 23, 58, tzinfo=UTC), tick=True):
+        _quota(settings)
+        first = _call(viewer)
+        used = first.prompt_tokens + first.completion_tokens
+        log = AiUsageLog.objects.get(pk=first.usage_log_id)
+        _quota(settings, daily_tokens=used + log.reserved_tokens - 1)
+        with pytest.raises(AiQuotaExceeded) as refused:
+            _call(viewer)
+        assert refused.value.extra["limit"] == "daily_tokens"
+        assert refused.value.extra["resets_at"] == "2026-11-26T00:00:00+00:00"
+        assert "resets at 2026-11-26 00:00 UTC" in refused.value.message
+        assert fake_openai.request_count == 1
+    with time_machine.travel(datetime(2026, 11, 26, 0, 0, 5, tzinfo=UTC), tick=True):
+        assert _call(viewer).outcome == "success"
+    assert fake_openai.request_count == 2
+    refused_log = AiUsageLog.objects.get(outcome="refused")
+    assert (refused_log.error_code, refused_log.prompt_tokens, refused_log.cost_usd) == ("ai_quota_exceeded", 0, 0)
+    assert AuditEvent.objects.filter(action="ai.quota_refused").count() == 1
+
+
+def test_it_refuses_over_the_monthly_cost_ceiling(viewer, fake_openai, settings):
+    with time_machine.travel(datetime(2026, 11, 25, 12, 0, tzinfo=UTC), tick=True):
+        _quota(settings, cost_ceiling_usd=0.0001, cost_period="month")
+        with pytest.raises(AiQuotaExceeded) as refused:
+            _call(viewer)
+    assert refused.value.extra["limit"] == "cost_ceiling"
+    assert refused.value.extra["resets_at"] == "2026-12-01T00:00:00+00:00"
+    assert fake_openai.request_count == 0
+
+
+def test_it_refuses_over_the_burst_limit(viewer, fake_openai, settings):
+    _quota(settings, burst_per_minute=2)
+    _call(viewer)
+    _call(viewer)
+    with pytest.raises(AiQuotaExceeded) as refused:
+        _call(viewer)
+    assert refused.value.extra["limit"] == "burst_per_minute"
+    assert "at most 2 a minute" in refused.value.message
+    assert fake_openai.request_count == 2
+
+
+def test_it_explains_a_refusal_in_the_api_envelope(viewer_client, viewer, settings, release_data):
+    _quota(settings, daily_tokens=10)
+    response = viewer_client.post(
+        "/api/v1/ai/assist",
+        {"task": "triage_failure", "run": str(release_data["run"].pk)},
+        content_type="application/json",
+    )
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert error["code"] == "ai_quota_exceeded" and error["limit"] == "daily_tokens" and error["resets_at"]
+    assert "daily cap of 10" in error["message"]
+    log = AiUsageLog.objects.get(user=viewer)
+    assert (log.outcome, log.task_id, log.subject) == ("refused", "triage_failure", f"run:{release_data['run'].pk}")
+
+
+def test_it_refuses_once_the_cost_spent_reaches_the_ceiling(viewer, fake_openai, settings):
+    _quota(settings)
+    first = _call(viewer)
+    reserved_cost = AiUsageLog.objects.get(pk=first.usage_log_id).reserved_cost_usd
+    _quota(settings, cost_ceiling_usd=first.cost + reserved_cost - 0.00001)
+    with pytest.raises(AiQuotaExceeded) as refused:
+        _call(viewer)
+    assert refused.value.extra["limit"] == "cost_ceiling" and "cost ceiling reached" in refused.value.message
+    assert fake_openai.request_count == 1
