@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - data file: snippets stay on one line each
 """Labelled redaction corpus: (kind, snippet, values that must not survive redaction).
 
 Generated once with a fixed seed (formats chosen by hand); card numbers are Luhn-valid and IBANs carry valid
