@@ -3,6 +3,7 @@ comes from htmx it renders only the page's live partial."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -101,12 +102,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if rc is not None:
         summary = selectors.quality_summary(release_candidate=rc, suite=suite)
         trend = selectors.pass_rate_trend(suite=suite, limit=10)
+        chart_data = {"trend": trend, "by_owner": summary["by_owner"], "by_category": summary["by_category"]}
         context.update(
             summary=summary,
             trend=trend,
             gate=selectors.release_gate(release_candidate=rc, suite=suite),
             previous=selectors.release_candidate_previous(release_candidate=rc),
-            chart_data={"trend": trend, "by_owner": summary["by_owner"], "by_category": summary["by_category"]},
+            chart_data=chart_data,
+            chart_json=json.dumps(chart_data),
         )
     template = "releases/partials/dashboard_live.html" if request.htmx else "releases/dashboard.html"
     return render(request, template, context)

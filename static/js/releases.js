@@ -6,10 +6,12 @@
   var charts = {};
   var COLORS = { pass: "#1a7f37", fail: "#c62828", pending: "#b08a00", rate: "#1f5fbf" };
 
-  function chartData() {
-    var node = document.getElementById("releases-chart-data");
+  // First paint: the json_script block of the page. After each htmx refresh of the live region: the data-chart
+  // attribute inside it (htmx removes <script> elements from swapped content).
+  function chartData(fromLiveRegion) {
+    var node = fromLiveRegion ? document.querySelector("#dashboard-live .chart-data") : document.getElementById("releases-chart-data");
     if (!node) { return null; }
-    try { return JSON.parse(node.textContent); } catch (error) { return null; }
+    try { return JSON.parse(fromLiveRegion ? node.getAttribute("data-chart") : node.textContent); } catch (error) { return null; }
   }
 
   function stackedConfig(rows) {
@@ -50,8 +52,8 @@
     }
   }
 
-  function renderCharts() {
-    var data = chartData();
+  function renderCharts(fromLiveRegion) {
+    var data = chartData(fromLiveRegion === true);
     if (!data) { return; }
     draw("chart-trend", trendConfig(data.trend));
     draw("chart-owner", stackedConfig(data.by_owner));
@@ -60,7 +62,7 @@
 
   document.addEventListener("DOMContentLoaded", renderCharts);
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "dashboard-live") { renderCharts(); }
+    if (event.detail.target && event.detail.target.id === "dashboard-live") { renderCharts(true); }
   });
 
   // --- run grid: arrows / j k move between rows, p f n set pass / fail / pending on the focused row ---------------
