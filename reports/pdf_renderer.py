@@ -81,7 +81,9 @@ class _Styles:
     def __init__(self) -> None:
         regular, bold = register_fonts()
         self.regular, self.bold = regular, bold
-        self.body = ParagraphStyle("body", fontName=regular, fontSize=10, leading=14, textColor=INK, spaceAfter=6)
+        self.body = ParagraphStyle(
+            "body", fontName=regular, bulletFontName=regular, fontSize=10, leading=14, textColor=INK, spaceAfter=6
+        )
         self.small = ParagraphStyle("small", parent=self.body, fontSize=8, leading=10.5, textColor=MUTED)
         self.cell = ParagraphStyle("cell", parent=self.body, fontSize=8, leading=10, spaceAfter=0)
         self.h1 = ParagraphStyle(

@@ -34,6 +34,7 @@ from audit.services import audit_record
 from releases import selectors as release_selectors
 from releases.models import ReleaseCandidate, TestRun, TestSuite
 from report_platform.errors import (
+    Conflict,
     DomainError,
     Forbidden,
     NotAuthenticated,
@@ -475,7 +476,7 @@ def report_download_url(*, report: Report, user, fmt: str) -> str:
     if fmt not in FORMATS:
         raise NotFound("Reports come as pdf or docx.", code="report_unknown_format")
     if report.status != ReportStatus.READY:
-        raise ValidationFailed("The report is not ready yet.", code="report_not_ready")
+        raise Conflict("The report is not ready yet.", code="report_not_ready")
     token = signing.dumps({"r": str(report.pk), "u": str(user.pk), "f": fmt}, salt=SIGNING_SALT, compress=False)
     return reverse("reports:report_download", kwargs={"token": token})
 

@@ -25,14 +25,13 @@ class ReportData:
 def report_data(db, reviewer) -> ReportData:
     """Two suites, three RCs with runs (one more without any), failures with Mantis ids, a flaky case, a case
     titled with HTML and Unicode, a case never run in the newest RC."""
-    from releases import services
+    from releases.models import ReleaseCandidate, TestCase, TestRun, TestSuite
+    from releases.services import summaries_rebuild
 
-    suite = services.suite_create(name=HTML_SUITE, product="Shop", actor=reviewer)
-    other = services.suite_create(name="Search", product="Shop", actor=reviewer)
-    rc1 = services.release_candidate_create(name="RC-1", actor=reviewer)
-    rc2 = services.release_candidate_create(name="RC-2", actor=reviewer)
-    rc3 = services.release_candidate_create(name="RC-3", actor=reviewer)
-    empty = services.release_candidate_create(name="RC-4", actor=reviewer)
+    # Written directly (fast), then the metric summaries are rebuilt from the runs exactly as the service does.
+    suite = TestSuite.objects.create(name=HTML_SUITE, product="Shop")
+    other = TestSuite.objects.create(name="Search", product="Shop")
+    rc1, rc2, rc3, empty = (ReleaseCandidate.objects.create(name=f"RC-{n}", sequence=n * 10) for n in range(1, 5))
     specs = [
         # key, suite, title, category, owner, priority, statuses in RC-1, RC-2, RC-3 (None = no run)
         ("PAY-001", suite, HTML_TITLE, "payments", "zoë", 1, ("pass", "pass", "fail")),
@@ -45,16 +44,28 @@ def report_data(db, reviewer) -> ReportData:
         ("SRCH-002", other, "Search with typos", "search", "lee", 3, ("pass", "pass", "fail")),
     ]
     cases = {}
+    runs = []
     for key, case_suite, title, category, owner, priority, statuses in specs:
-        case = services.case_create(
-            suite=case_suite, key=key, title=title, category=category, owner=owner, priority=priority, actor=reviewer
+        case = TestCase.objects.create(
+            suite=case_suite, key=key, title=title, category=category, owner=owner, priority=priority
         )
         cases[key] = case
         for rc, status in zip((rc1, rc2, rc3), statuses, strict=True):
             if status is not None:
-                mantis = [4000 + len(cases)] if status == "fail" else []
-                services.test_run_record(case=case, release_candidate=rc, status=status, mantis_ids=mantis,
-                                         actor=reviewer)  # fmt: skip
+                runs.append(
+                    TestRun(
+                        case=case,
+                        release_candidate=rc,
+                        status=status,
+                        mantis_ids=[4000 + len(cases)] if status == "fail" else [],
+                        suite=case_suite,
+                        owner=owner,
+                        category=category,
+                        executed_by=reviewer,
+                    )
+                )
+    TestRun.objects.bulk_create(runs)
+    summaries_rebuild()
     return ReportData(suite=suite, other_suite=other, rc1=rc1, rc2=rc2, rc3=rc3, empty_rc=empty, cases=cases)
 
 
