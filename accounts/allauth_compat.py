@@ -13,6 +13,10 @@ The MFA login step records `{"method": "mfa", "id": authenticator.pk}` in the se
 serializer cannot encode for an ObjectId; `SessionSerializer` below (settings.SESSION_SERIALIZER) writes ObjectIds
 as their hex string. allauth only displays that id, never looks it up.
 
+Recovery codes: `RecoveryCodes.validate_code` relies on `select_for_update()` inside `transaction.atomic` to use a
+code once; on MongoDB both are no-ops, so two concurrent logins could spend the same code. `validate_recovery_code`
+claims the code with a single-document conditional update on the used-codes bitmask instead (exactly one winner).
+
 Not patched: `EmailConfirmationHMAC` (it JSON-serialises `email_address.pk`); the settings turn HMAC keys off
 (`ACCOUNT_EMAIL_CONFIRMATION_HMAC = False`) so confirmation keys are random strings stored in the database.
 """
@@ -37,6 +41,30 @@ def url_str_to_user_pk(pk_str: str) -> ObjectId:
         return ObjectId(str(pk_str))
     except (InvalidId, TypeError) as exc:
         raise ValueError(f"not a user id: {pk_str!r}") from exc
+
+
+def validate_recovery_code(self, code: str) -> bool:
+    """Replacement for `RecoveryCodes.validate_code`: a code counts only if this call flips its bit in the stored
+    mask (conditional update on the mask it read); a concurrent use of the same code loses and gets False."""
+    from allauth.core.internal.cryptokit import compare_user_code
+    from allauth.mfa.models import Authenticator
+
+    if self.instance.pk is not None:
+        self.instance = Authenticator.objects.get(pk=self.instance.pk)
+    migrated = self._validate_migrated_code(code)
+    if migrated is not None:
+        return migrated
+    for index, expected in enumerate(self.generate_codes()):
+        if self._is_code_used(index) or not compare_user_code(actual=code, expected=expected):
+            continue
+        old_mask = self.instance.data["used_mask"]
+        data = {**self.instance.data, "used_mask": old_mask | (1 << index)}
+        claimed = Authenticator.objects.filter(pk=self.instance.pk, data__used_mask=old_mask).update(data=data)
+        if claimed == 1:
+            self.instance.data = data
+            return True
+        return False
+    return False
 
 
 class _ObjectIdEncoder(json.JSONEncoder):
@@ -66,6 +94,7 @@ def install() -> None:
     from allauth.account import forms as account_forms
     from allauth.account import utils as account_utils
     from allauth.mfa import adapter as mfa_adapter
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 
     originals.update(
         user_pk_to_url_str=account_utils.user_pk_to_url_str, url_str_to_user_pk=account_utils.url_str_to_user_pk
@@ -74,4 +103,6 @@ def install() -> None:
     account_utils.url_str_to_user_pk = url_str_to_user_pk  # read lazily by Login.deserialize
     account_forms.url_str_to_user_pk = url_str_to_user_pk  # imported at module load by the reset-key form
     mfa_adapter.user_pk_to_url_str = user_pk_to_url_str  # WebAuthn user handle (not enabled, kept consistent)
+    originals["recovery_validate_code"] = RecoveryCodes.validate_code
+    RecoveryCodes.validate_code = validate_recovery_code
     _installed = True

@@ -291,14 +291,15 @@ RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS",
 # --- accounts --------------------------------------------------------------------------------------------------
 # JWT API tokens (accounts/tokens.py). JWT_SIGNING_KEYS="kid1:secret1,kid2:secret2": the first key signs, every key
 # verifies (rotation: put the new key first, drop the old one after the refresh lifetime). Without it, a key is
-# derived from SECRET_KEY (dev/test only; production.py insists on the variable).
+# derived from SECRET_KEY with HMAC-SHA256 (then rotating SECRET_KEY ends every API login).
 JWT_SIGNING_KEYS = env_str("JWT_SIGNING_KEYS", "")
 JWT_ISSUER = env_str("JWT_ISSUER", "report-platform")
 JWT_AUDIENCE = env_str("JWT_AUDIENCE", "report-platform-api")
 JWT_ACCESS_LIFETIME = timedelta(minutes=15)
 JWT_REFRESH_LIFETIME = timedelta(days=14)  # absolute, per token family; rotation never extends it
 # TOTP secrets and recovery-code seeds are encrypted at rest (Fernet). MFA_ENCRYPTION_KEYS="key1,key2": the first
-# encrypts, all decrypt. Without it, a key is derived from SECRET_KEY.
+# encrypts, all decrypt. Without it, a key is derived from SECRET_KEY: set it in production, or keep the old
+# SECRET_KEY-derived key listed when rotating SECRET_KEY, or enrolled authenticators can no longer be read.
 MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS", [])
 # Roles that must have TOTP enrolled before using any page (and the Django admin); e.g. "reviewer,admin".
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", [])

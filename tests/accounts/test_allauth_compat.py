@@ -42,3 +42,35 @@ def test_it_shows_why_hmac_confirmation_keys_are_off(make_user, settings):
     with pytest.raises(TypeError):
         EmailConfirmationHMAC(address).key  # noqa: B018 - JSON-serialises the ObjectId pk
     assert settings.ACCOUNT_EMAIL_CONFIRMATION_HMAC is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_exactly_one_of_ten_concurrent_uses_of_a_recovery_code_win(make_user):
+    import threading
+
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from django.db import close_old_connections
+
+    user = make_user("reviewer")
+    code = RecoveryCodes.activate(user).get_unused_codes()[3]
+    barrier = threading.Barrier(10)
+    results: list[bool] = []
+
+    def use():
+        authenticator = Authenticator.objects.get(user=user, type="recovery_codes")
+        barrier.wait()
+        try:
+            results.append(RecoveryCodes(authenticator).validate_code(code))
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=use) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1 and len(results) == 10
+    stored = Authenticator.objects.get(user=user, type="recovery_codes")
+    assert stored.data["used_mask"] == 1 << 3
+    assert not RecoveryCodes(stored).validate_code(code)
