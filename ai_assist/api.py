@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from accounts.permissions import require_role
 from ai_assist import selectors, services
@@ -77,7 +77,7 @@ def ai_batch_create(request: HttpRequest, payload: BatchIn):
     """Queue a task over every failed run of an RC (within your quota); poll the batch for progress."""
     require_role(request.user, "viewer")
     job = services.ai_batch_create(user=request.user, task=payload.task, release_candidate_id=payload.rc)
-    return 202, _batch_out(job)
+    return Status(202, _batch_out(job))
 
 
 @router.get("/ai/batches/{batch_id}", response=BatchOut, url_name="ai_batch_detail")

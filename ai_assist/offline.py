@@ -56,11 +56,12 @@ def _triage(v: dict) -> str:
     history = _l(v.get("history"))
     related = _l(v.get("related"))
     notes = str(run.get("notes", "") or "")
-    earlier = [_d(item).get("status") for item in history if _d(item).get("rc") != run.get("rc")]
+    earlier_runs = [_d(item) for item in history if _d(item).get("rc") != run.get("rc")]
+    earlier = [item.get("status") for item in earlier_runs]
     causes: list[str] = []
     if earlier and earlier[0] == "pass":
         causes.append(
-            f"Regression: the case passed on {_d(history[0]).get('rc', 'the previous RC')} and fails on "
+            f"Regression: the case passed on {earlier_runs[0].get('rc', 'the previous RC')} and fails on "
             f"{run.get('rc', 'this RC')}; look at changes between the two RCs in {case.get('category', 'its area')}."
         )
     elif earlier and all(status == "fail" for status in earlier):

@@ -158,8 +158,11 @@ class OpenAIProvider:
                     stream=True,
                     stream_options={"include_usage": True},
                 )
+                finished = False
                 with stream:
                     for chunk in stream:
+                        if chunk.choices and chunk.choices[0].finish_reason:
+                            finished = True
                         if chunk.usage is not None:
                             reply.prompt_tokens = chunk.usage.prompt_tokens
                             reply.completion_tokens = chunk.usage.completion_tokens
@@ -174,6 +177,13 @@ class OpenAIProvider:
                 continue
             except openai.OpenAIError as error:
                 raise ProviderError(*_error_code(error), attempts=attempt) from error
+            if not finished:
+                # The connection closed before the model said it was done: a cut-off answer is not a success.
+                if started or last:
+                    raise ProviderError(
+                        "ai_provider_stream_incomplete", "The AI provider's answer was cut off.", attempts=attempt
+                    )
+                continue
             if not reply.prompt_tokens:
                 reply.prompt_tokens = math.ceil(sum(len(m["content"]) for m in call.messages) / 4)
             if not reply.completion_tokens:
