@@ -62,22 +62,23 @@ def test_it_lists_cases_with_filters_and_keyset_pages(viewer, seeded):
     assert [i["key"] for i in failing["items"]] == ["A-1"]
 
 
-@pytest.mark.parametrize(
-    ("query", "status", "code"),
-    [
-        ({"limit": 500}, 400, "validation_failed"),
-        ({"sort": "password"}, 400, "invalid_sort"),
-        ({"cursor": "!!!"}, 400, "invalid_cursor"),
-        ({"status": "fail"}, 400, "status_needs_rc"),
-        ({"rc": "nope"}, 404, "unknown_release_candidate"),
-        ({"suite": "zz"}, 404, "not_found"),
-        ({"include_deleted": "true"}, 403, "forbidden"),
-    ],
-)
-def test_it_rejects_bad_list_queries_in_the_envelope(viewer, seeded, query, status, code):
-    response = _client(viewer).get(f"{API}/tests", query)
-    assert response.status_code == status
-    assert response.json()["error"]["code"] == code
+BAD_QUERIES = [
+    ({"limit": 500}, 400, "validation_failed"),
+    ({"sort": "password"}, 400, "invalid_sort"),
+    ({"cursor": "!!!"}, 400, "invalid_cursor"),
+    ({"status": "fail"}, 400, "status_needs_rc"),
+    ({"rc": "nope"}, 404, "unknown_release_candidate"),
+    ({"suite": "zz"}, 404, "not_found"),
+    ({"include_deleted": "true"}, 403, "forbidden"),
+]
+
+
+def test_it_rejects_bad_list_queries_in_the_envelope(viewer, seeded):
+    client = _client(viewer)
+    for query, status, code in BAD_QUERIES:
+        response = client.get(f"{API}/tests", query)
+        assert response.status_code == status, query
+        assert response.json()["error"]["code"] == code, query
 
 
 def test_it_needs_a_login_for_every_endpoint(client, seeded):
@@ -122,84 +123,85 @@ def test_it_creates_updates_and_deletes_cases_by_role(viewer, reviewer, admin_us
     }
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "status", "code"),
-    [
-        ("post", "/tests", {"key": "X"}, 400, "validation_failed"),
-        (
-            "post",
-            "/tests",
-            {"suite": "SUITE", "key": "A-1", "title": "t", "category": "c", "owner": "o"},
-            409,
-            "duplicate",
-        ),
-        (
-            "post",
-            "/tests",
-            {"suite": "SUITE", "key": "X 1", "title": "t", "category": "c", "owner": "o"},
-            400,
-            "invalid_key",
-        ),
-        (
-            "post",
-            "/tests",
-            {"suite": "SUITE", "key": "X-1", "title": "t", "category": "c", "owner": "o", "priority": 0},
-            400,
-            "validation_failed",
-        ),
-        (
-            "post",
-            "/tests",
-            {"suite": "SUITE", "key": "X-1", "title": "t", "category": "c", "owner": "o", "is_deleted": True},
-            400,
-            "validation_failed",
-        ),
-        (
-            "post",
-            "/tests",
-            {"suite": "0" * 24, "key": "X-1", "title": "t", "category": "c", "owner": "o"},
-            404,
-            "not_found",
-        ),
-        ("patch", "/tests/CASE", {"created_by": "someone"}, 400, "validation_failed"),
-        ("patch", "/tests/CASE", {"title": None}, 400, "null_field"),
-        ("patch", "/tests/CASE", {"key": "B-1"}, 409, "duplicate"),
-        ("patch", "/tests/not-an-id", {"title": "x"}, 404, "not_found"),
-        ("post", "/tests/CASE/runs", {"rc": "2026.1-rc2", "status": "maybe"}, 400, "validation_failed"),
-        ("post", "/tests/CASE/runs", {"rc": "missing", "status": "pass"}, 404, "unknown_release_candidate"),
-        (
-            "post",
-            "/tests/CASE/runs",
-            {"rc": "2026.1-rc2", "status": "pass", "mantis_ids": ["x1"]},
-            400,
-            "invalid_mantis_id",
-        ),
-        (
-            "post",
-            "/tests/CASE/runs",
-            {"rc": "2026.1-rc2", "status": "pass", "executed_at": "2030-01-01T00:00:00Z"},
-            400,
-            "invalid_executed_at",
-        ),
-        (
-            "post",
-            "/tests/CASE/runs",
-            {"rc": "2026.1-rc2", "status": "pass", "executed_by": "x"},
-            400,
-            "validation_failed",
-        ),
-        ("post", "/tests/000000000000000000000000/runs", {"rc": "2026.1-rc2", "status": "pass"}, 404, "not_found"),
-    ],
-)
-def test_it_rejects_bad_writes_in_the_envelope_and_changes_nothing(reviewer, seeded, method, path, body, status, code):
-    path = path.replace("CASE", str(seeded["a"].pk))
-    if body.get("suite") == "SUITE":
-        body = {**body, "suite": str(seeded["suite"].pk)}
+BAD_WRITES = [
+    ("post", "/tests", {"key": "X"}, 400, "validation_failed"),
+    (
+        "post",
+        "/tests",
+        {"suite": "SUITE", "key": "A-1", "title": "t", "category": "c", "owner": "o"},
+        409,
+        "duplicate",
+    ),
+    (
+        "post",
+        "/tests",
+        {"suite": "SUITE", "key": "X 1", "title": "t", "category": "c", "owner": "o"},
+        400,
+        "invalid_key",
+    ),
+    (
+        "post",
+        "/tests",
+        {"suite": "SUITE", "key": "X-1", "title": "t", "category": "c", "owner": "o", "priority": 0},
+        400,
+        "validation_failed",
+    ),
+    (
+        "post",
+        "/tests",
+        {"suite": "SUITE", "key": "X-1", "title": "t", "category": "c", "owner": "o", "is_deleted": True},
+        400,
+        "validation_failed",
+    ),
+    (
+        "post",
+        "/tests",
+        {"suite": "0" * 24, "key": "X-1", "title": "t", "category": "c", "owner": "o"},
+        404,
+        "not_found",
+    ),
+    ("patch", "/tests/CASE", {"created_by": "someone"}, 400, "validation_failed"),
+    ("patch", "/tests/CASE", {"title": None}, 400, "null_field"),
+    ("patch", "/tests/CASE", {"key": "B-1"}, 409, "duplicate"),
+    ("patch", "/tests/not-an-id", {"title": "x"}, 404, "not_found"),
+    ("post", "/tests/CASE/runs", {"rc": "2026.1-rc2", "status": "maybe"}, 400, "validation_failed"),
+    ("post", "/tests/CASE/runs", {"rc": "missing", "status": "pass"}, 404, "unknown_release_candidate"),
+    (
+        "post",
+        "/tests/CASE/runs",
+        {"rc": "2026.1-rc2", "status": "pass", "mantis_ids": ["x1"]},
+        400,
+        "invalid_mantis_id",
+    ),
+    (
+        "post",
+        "/tests/CASE/runs",
+        {"rc": "2026.1-rc2", "status": "pass", "executed_at": "2030-01-01T00:00:00Z"},
+        400,
+        "invalid_executed_at",
+    ),
+    (
+        "post",
+        "/tests/CASE/runs",
+        {"rc": "2026.1-rc2", "status": "pass", "executed_by": "x"},
+        400,
+        "validation_failed",
+    ),
+    ("post", "/tests/000000000000000000000000/runs", {"rc": "2026.1-rc2", "status": "pass"}, 404, "not_found"),
+]
+
+
+def test_it_rejects_bad_writes_in_the_envelope_and_changes_nothing(reviewer, seeded):
+    client = _client(reviewer)
     before = _state()
     events = AuditEvent.objects.count()
-    response = _json(_client(reviewer), method, f"{API}{path}", body)
-    assert response.status_code == status
-    assert response.json()["error"]["code"] == code
+    for method, path, body, status, code in BAD_WRITES:
+        path = path.replace("CASE", str(seeded["a"].pk))
+        if body.get("suite") == "SUITE":
+            body = {**body, "suite": str(seeded["suite"].pk)}
+        response = _json(client, method, f"{API}{path}", body)
+        assert response.status_code == status, (method, path, body, response.content)
+        assert response.json()["error"]["code"] == code, (method, path, body)
     assert _state() == before
     assert AuditEvent.objects.count() == events
 

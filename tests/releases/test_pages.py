@@ -161,70 +161,70 @@ def test_it_creates_and_edits_cases_and_suites_through_the_forms(reviewer_client
     )
 
 
-@pytest.mark.parametrize(
-    ("form_name", "payload", "code"),
-    [
-        ("case_create", {"key": "", "title": "t", "category": "c", "owner": "o", "priority": 3}, "validation_failed"),
-        ("case_create", {"key": "bad key", "title": "t", "category": "c", "owner": "o", "priority": 3}, "invalid_key"),
-        ("case_create", {"key": "LOGIN-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
-        (
-            "case_create",
-            {"key": "N-1", "title": "t", "category": "c", "owner": "o", "priority": 9},
-            "validation_failed",
-        ),
-        (
-            "case_edit",
-            {"key": "LOGIN-1", "title": "", "category": "c", "owner": "o", "priority": 3},
-            "validation_failed",
-        ),
-        ("case_edit", {"key": "CART-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
-        ("suite_create", {"name": "", "product": "Web Shop"}, "validation_failed"),
-        ("suite_create", {"name": "Checkout", "product": "Web Shop"}, "duplicate"),
-        ("suite_edit", {"name": "x" * 201, "product": "Web Shop"}, "validation_failed"),
-    ],
-)
-def test_it_rejects_invalid_form_input_with_a_code_and_changes_nothing(reviewer_client, data, form_name, payload, code):
+INVALID_FORMS = [
+    ("case_create", {"key": "", "title": "t", "category": "c", "owner": "o", "priority": 3}, "validation_failed"),
+    ("case_create", {"key": "bad key", "title": "t", "category": "c", "owner": "o", "priority": 3}, "invalid_key"),
+    ("case_create", {"key": "LOGIN-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
+    (
+        "case_create",
+        {"key": "N-1", "title": "t", "category": "c", "owner": "o", "priority": 9},
+        "validation_failed",
+    ),
+    (
+        "case_edit",
+        {"key": "LOGIN-1", "title": "", "category": "c", "owner": "o", "priority": 3},
+        "validation_failed",
+    ),
+    ("case_edit", {"key": "CART-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
+    ("suite_create", {"name": "", "product": "Web Shop"}, "validation_failed"),
+    ("suite_create", {"name": "Checkout", "product": "Web Shop"}, "duplicate"),
+    ("suite_edit", {"name": "x" * 201, "product": "Web Shop"}, "validation_failed"),
+]
+
+
+def test_it_rejects_invalid_form_input_with_a_code_and_changes_nothing(reviewer_client, data):
     before = _snapshot()
     events = AuditEvent.objects.count()
-    args = {"case_edit": [data["login"].pk], "suite_edit": [data["suite"].pk]}.get(form_name, [])
-    if form_name.startswith("case"):
-        payload = {"suite": data["suite"].pk, **payload}
-    response = reviewer_client.post(reverse(f"releases:{form_name}", args=args), payload)
-    assert response.status_code in (400, 409)
-    assert f'data-error-code="{code}"' in response.content.decode()
+    for form_name, payload, code in INVALID_FORMS:
+        args = {"case_edit": [data["login"].pk], "suite_edit": [data["suite"].pk]}.get(form_name, [])
+        if form_name.startswith("case"):
+            payload = {"suite": data["suite"].pk, **payload}
+        response = reviewer_client.post(reverse(f"releases:{form_name}", args=args), payload)
+        assert response.status_code in (400, 409), (form_name, payload)
+        assert f'data-error-code="{code}"' in response.content.decode(), (form_name, payload)
     assert _snapshot() == before
     assert AuditEvent.objects.count() == events
 
 
-@pytest.mark.parametrize(
-    ("name", "payload", "code"),
-    [
-        ("run_record", {"release_candidate": "nope", "status": "pass"}, "validation_failed"),
-        ("run_record", {"status": "maybe"}, "validation_failed"),
-        ("run_record", {"status": "fail", "mantis_ids": "12, abc"}, "invalid_mantis_id"),
-        ("run_grid_set", {"case": "not-an-id", "status": "pass"}, "not_found"),
-        ("run_grid_set", {"status": "skipped"}, "validation_failed"),
-        ("run_grid_bulk", {"status": "bogus"}, "validation_failed"),
-        ("rc_create", {"name": "", "state": "testing"}, "validation_failed"),
-        ("rc_create", {"name": "2026.1-rc1", "state": "testing"}, "duplicate"),
-        ("rc_edit", {"name": "2026.1-rc2", "state": "shipped"}, "validation_failed"),
-        ("rc_move", {"direction": "sideways"}, "invalid_direction"),
-        ("rc_move", {"direction": "down"}, "cannot_move"),
-    ],
-)
-def test_it_rejects_invalid_actions_with_a_code_and_changes_nothing(reviewer_client, data, name, payload, code):
+INVALID_ACTIONS = [
+    ("run_record", {"release_candidate": "nope", "status": "pass"}, "validation_failed"),
+    ("run_record", {"status": "maybe"}, "validation_failed"),
+    ("run_record", {"status": "fail", "mantis_ids": "12, abc"}, "invalid_mantis_id"),
+    ("run_grid_set", {"case": "not-an-id", "status": "pass"}, "not_found"),
+    ("run_grid_set", {"status": "skipped"}, "validation_failed"),
+    ("run_grid_bulk", {"status": "bogus"}, "validation_failed"),
+    ("rc_create", {"name": "", "state": "testing"}, "validation_failed"),
+    ("rc_create", {"name": "2026.1-rc1", "state": "testing"}, "duplicate"),
+    ("rc_edit", {"name": "2026.1-rc2", "state": "shipped"}, "validation_failed"),
+    ("rc_move", {"direction": "sideways"}, "invalid_direction"),
+    ("rc_move", {"direction": "down"}, "cannot_move"),
+]
+
+
+def test_it_rejects_invalid_actions_with_a_code_and_changes_nothing(reviewer_client, data):
     rc, case = data["rc2"], data["login"]
-    payload = {**payload}
-    if name in ("run_record", "run_grid_set", "run_grid_bulk"):
-        payload.setdefault("release_candidate", rc.pk)
-    if name == "run_grid_set":
-        payload.setdefault("case", case.pk)
-    args = {"run_record": [case.pk], "rc_edit": [rc.pk], "rc_move": [rc.pk]}.get(name, [])
     before = _snapshot()
     sequences = list(ReleaseCandidate.objects.order_by("pk").values_list("sequence", "name", "state"))
-    response = reviewer_client.post(reverse(f"releases:{name}", args=args), payload, headers=HTMX)
-    assert 400 <= response.status_code < 500
-    assert f'data-error-code="{code}"' in response.content.decode()
+    for name, payload, code in INVALID_ACTIONS:
+        payload = {**payload}
+        if name in ("run_record", "run_grid_set", "run_grid_bulk"):
+            payload.setdefault("release_candidate", rc.pk)
+        if name == "run_grid_set":
+            payload.setdefault("case", case.pk)
+        args = {"run_record": [case.pk], "rc_edit": [rc.pk], "rc_move": [rc.pk]}.get(name, [])
+        response = reviewer_client.post(reverse(f"releases:{name}", args=args), payload, headers=HTMX)
+        assert 400 <= response.status_code < 500, (name, payload)
+        assert f'data-error-code="{code}"' in response.content.decode(), (name, payload)
     assert _snapshot() == before
     assert list(ReleaseCandidate.objects.order_by("pk").values_list("sequence", "name", "state")) == sequences
 
