@@ -32,6 +32,7 @@ RELEASE_CANDIDATES = "releaseCandidates"
 CASES = "testCases"
 RUNS = "testRuns"
 _CASE_FIELDS = ("title", "category", "task", "owner", "priority", "tags")
+_RUN_FIELDS = ("status", "mantis_ids", "notes", "executed_by_id", "suite_id", "owner", "category")
 
 
 class Journal(Protocol):
@@ -68,6 +69,13 @@ class BulkState:
     user_ids: dict[str, ObjectId] = field(default_factory=dict)  # lower-case email -> user id
     suite_ids: dict[tuple[str, str], ObjectId] = field(default_factory=dict)
     release_candidate_ids: dict[str, ObjectId] = field(default_factory=dict)
+    # Existing documents, loaded once per suite / RC: natural key -> (id, compared values).
+    loaded_suites: set[ObjectId] = field(default_factory=set)
+    loaded_release_candidates: set[ObjectId] = field(default_factory=set)
+    cases: dict[tuple, tuple] = field(default_factory=dict)
+    runs: dict[tuple, tuple] = field(default_factory=dict)
+    newest: dict[tuple, tuple] = field(default_factory=dict)  # (case, RC) -> (executed_at, run id) of the newest run
+    flagged: dict[tuple, set] = field(default_factory=dict)  # (case, RC) -> ids of runs stored with is_latest
     counts: dict[str, int] = field(
         default_factory=lambda: {
             "suites_created": 0,
@@ -162,48 +170,58 @@ def _release_candidates_resolve(rows: Sequence[BulkRow], *, state: BulkState, jo
         state.release_candidate_ids[name] = rc_id
 
 
-def _cases_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal) -> dict[tuple, dict[str, Any]]:
-    """Insert or update the batch's cases; returns {(suite_id, key): case document as now stored}."""
+def _case_values(document: dict[str, Any]) -> tuple:
+    return tuple(tuple(document.get(name) or ()) if name == "tags" else document.get(name, "") for name in _CASE_FIELDS)
+
+
+def _suite_cases_load(suite_id: ObjectId, *, state: BulkState) -> None:
+    """Index the suite's existing cases once per file (one scan on the suite index; per-key `$in` lookups are
+    far slower on some servers)."""
+    state.loaded_suites.add(suite_id)
+    projection = {name: 1 for name in ("key", *_CASE_FIELDS)}
+    for document in connection.database[CASES].find({"suite_id": suite_id}, projection).batch_size(5000):
+        state.cases[(suite_id, document["key"])] = (document["_id"], _case_values(document))
+
+
+def _cases_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal) -> dict[tuple, tuple]:
+    """Insert or update the batch's cases; returns {(suite_id, key): (case id, values)} as now stored."""
     collection = connection.database[CASES]
     wanted: dict[tuple[ObjectId, str], BulkRow] = {}
     for row in rows:
-        wanted.setdefault((state.suite_ids[(row.product, row.suite)], row.key), row)
-    suite_ids = list({suite_id for suite_id, _ in wanted})
-    keys = list({key for _, key in wanted})
-    existing: dict[tuple, dict[str, Any]] = {}
-    for document in collection.find({"suite_id": {"$in": suite_ids}, "key": {"$in": keys}}):
-        natural = (document["suite_id"], document["key"])
-        if natural in wanted:
-            existing[natural] = document
+        suite_id = state.suite_ids[(row.product, row.suite)]
+        if suite_id not in state.loaded_suites:
+            _suite_cases_load(suite_id, state=state)
+        wanted.setdefault((suite_id, row.key), row)
     inserts: list[dict[str, Any]] = []
-    changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    changed: dict[ObjectId, dict[str, Any]] = {}
     now = _now()
     for natural, row in wanted.items():
-        values = {
-            "title": row.title,
-            "category": row.category,
-            "task": row.task,
-            "owner": row.owner,
-            "priority": row.priority,
-            "tags": list(row.tags),
-        }
-        document = existing.get(natural)
-        if document is None:
-            document = {
-                "_id": ObjectId(),
-                "suite_id": natural[0],
-                "key": natural[1],
-                **values,
-                "is_deleted": False,
-                "deleted_at": None,
-                "created_by_id": state.actor_id,
-                "created_at": now,
+        values = (row.title, row.category, row.task, row.owner, row.priority, tuple(row.tags))
+        known = state.cases.get(natural)
+        if known is None:
+            case_id = ObjectId()
+            inserts.append(
+                {
+                    "_id": case_id,
+                    "suite_id": natural[0],
+                    "key": natural[1],
+                    **dict(zip(_CASE_FIELDS, values, strict=True)),
+                    "tags": list(row.tags),
+                    "is_deleted": False,
+                    "deleted_at": None,
+                    "created_by_id": state.actor_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            state.cases[natural] = (case_id, values)
+        elif known[1] != values:
+            changed[known[0]] = {
+                **dict(zip(_CASE_FIELDS, values, strict=True)),
+                "tags": list(row.tags),
                 "updated_at": now,
             }
-            inserts.append(document)
-            existing[natural] = document
-        elif any(document.get(name) != values[name] for name in _CASE_FIELDS):
-            changed.append((document, {**values, "updated_at": now}))
+            state.cases[natural] = (known[0], values)
         else:
             state.counts["cases_unchanged"] += 1
     if inserts:
@@ -211,88 +229,108 @@ def _cases_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal)
         collection.insert_many(inserts, ordered=False)
         state.counts["cases_created"] += len(inserts)
     if changed:
-        journal.before_update(CASES, [dict(document) for document, _ in changed])
-        collection.bulk_write([UpdateOne({"_id": doc["_id"]}, {"$set": new}) for doc, new in changed], ordered=False)
-        for document, new in changed:
-            document.update(new)
+        journal.before_update(CASES, list(collection.find({"_id": {"$in": list(changed)}})))
+        collection.bulk_write(
+            [UpdateOne({"_id": case_id}, {"$set": new}) for case_id, new in changed.items()], ordered=False
+        )
         state.counts["cases_updated"] += len(changed)
-    return existing
+    return {natural: state.cases[natural] for natural in wanted}
 
 
-def _runs_write(
-    rows: Sequence[BulkRow], cases: dict[tuple, dict[str, Any]], *, state: BulkState, journal: Journal
-) -> None:
+def _rc_runs_load(rc_id: ObjectId, *, state: BulkState) -> None:
+    """Index the RC's existing runs once per file: natural key -> (id, compared values, is_latest)."""
+    state.loaded_release_candidates.add(rc_id)
+    projection = {name: 1 for name in ("case_id", "executed_at", "is_latest", *_RUN_FIELDS)}
+    for document in connection.database[RUNS].find({"release_candidate_id": rc_id}, projection).batch_size(5000):
+        executed_at = _naive_utc(document["executed_at"])
+        pair = (document["case_id"], rc_id)
+        values = tuple(
+            tuple(document.get(name) or ()) if name == "mantis_ids" else document.get(name) for name in _RUN_FIELDS
+        )
+        state.runs[(*pair, executed_at)] = (document["_id"], values)
+        newest = state.newest.get(pair)
+        if newest is None or (executed_at, document["_id"]) > newest:
+            state.newest[pair] = (executed_at, document["_id"])
+        if document.get("is_latest"):
+            state.flagged.setdefault(pair, set()).add(document["_id"])
+
+
+def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: BulkState, journal: Journal) -> None:
     collection = connection.database[RUNS]
-    batch: dict[tuple, tuple[BulkRow, dict[str, Any]]] = {}
+    batch: dict[tuple, tuple] = {}
     for row in rows:
         if not row.rc or row.executed_at is None:
             continue
-        case = cases[(state.suite_ids[(row.product, row.suite)], row.key)]
-        natural = (case["_id"], state.release_candidate_ids[row.rc], _naive_utc(row.executed_at))
-        batch[natural] = (row, case)
+        suite_id = state.suite_ids[(row.product, row.suite)]
+        rc_id = state.release_candidate_ids[row.rc]
+        if rc_id not in state.loaded_release_candidates:
+            _rc_runs_load(rc_id, state=state)
+        case_id = cases[(suite_id, row.key)][0]
+        values = (
+            row.status,
+            tuple(row.mantis_ids),
+            row.notes,
+            state.user_ids.get(row.executed_by) if row.executed_by else None,
+            suite_id,
+            row.owner,
+            row.category,
+        )
+        batch[(case_id, rc_id, _naive_utc(row.executed_at))] = values
     if not batch:
         return
-    case_ids = list({natural[0] for natural in batch})
-    rc_ids = list({natural[1] for natural in batch})
-    pairs = {(natural[0], natural[1]) for natural in batch}
-    by_pair: dict[tuple, list[dict[str, Any]]] = {}
-    existing: dict[tuple, dict[str, Any]] = {}
-    for document in collection.find({"case_id": {"$in": case_ids}, "release_candidate_id": {"$in": rc_ids}}):
-        pair = (document["case_id"], document["release_candidate_id"])
-        if pair not in pairs:
-            continue
-        by_pair.setdefault(pair, []).append(document)
-        existing[(*pair, _naive_utc(document["executed_at"]))] = document
     now = _now()
     inserts: list[dict[str, Any]] = []
-    updates: dict[ObjectId, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for natural, (row, case) in batch.items():
-        values = {
-            "status": row.status,
-            "mantis_ids": list(row.mantis_ids),
-            "notes": row.notes,
-            "executed_by_id": state.user_ids.get(row.executed_by) if row.executed_by else None,
-            "suite_id": case["suite_id"],
-            "owner": case["owner"],
-            "category": case["category"],
-        }
-        document = existing.get(natural)
-        if document is None:
-            document = {
-                "_id": ObjectId(),
-                "case_id": natural[0],
-                "release_candidate_id": natural[1],
-                **values,
-                "executed_at": natural[2],
-                "is_latest": False,
-                "created_at": now,
-            }
-            inserts.append(document)
-            by_pair.setdefault(natural[:2], []).append(document)
-        elif any(document.get(name) != value for name, value in values.items()):
-            updates[document["_id"]] = (document, values)
+    updates: dict[ObjectId, dict[str, Any]] = {}
+    touched: set[tuple] = set()
+    for natural, values in batch.items():
+        pair = natural[:2]
+        touched.add(pair)
+        known = state.runs.get(natural)
+        fields = dict(zip(_RUN_FIELDS, values, strict=True))
+        fields["mantis_ids"] = list(values[1])
+        if known is None:
+            run_id = ObjectId()
+            inserts.append(
+                {
+                    "_id": run_id,
+                    "case_id": natural[0],
+                    "release_candidate_id": natural[1],
+                    **fields,
+                    "executed_at": natural[2],
+                    "is_latest": False,
+                    "created_at": now,
+                }
+            )
+            state.runs[natural] = (run_id, values)
+            newest = state.newest.get(pair)
+            if newest is None or (natural[2], run_id) > newest:
+                state.newest[pair] = (natural[2], run_id)
+        elif known[1] != values:
+            updates[known[0]] = fields
+            state.runs[natural] = (known[0], values)
         else:
             state.counts["runs_unchanged"] += 1
     state.counts["runs_updated"] += len(updates)
-    inserted = {document["_id"] for document in inserts}
-    for runs in by_pair.values():
-        newest = max(runs, key=lambda run: (_naive_utc(run["executed_at"]), run["_id"]))
-        for run in runs:
-            flag = run is newest
-            if run.get("is_latest") == flag:
-                continue
-            if run["_id"] in inserted:
-                run["is_latest"] = flag
-            else:
-                updates.setdefault(run["_id"], (run, {}))[1]["is_latest"] = flag
+    inserted = {document["_id"]: document for document in inserts}
+    for pair in touched:
+        newest_id = state.newest[pair][1]
+        flagged = state.flagged.setdefault(pair, set())
+        for run_id in flagged - {newest_id}:
+            updates.setdefault(run_id, {})["is_latest"] = False
+        if newest_id in inserted:
+            inserted[newest_id]["is_latest"] = True
+        elif newest_id not in flagged:
+            updates.setdefault(newest_id, {})["is_latest"] = True
+        flagged.clear()
+        flagged.add(newest_id)
     if inserts:
-        journal.before_insert(RUNS, [document["_id"] for document in inserts])
+        journal.before_insert(RUNS, list(inserted))
         collection.insert_many(inserts, ordered=False)
         state.counts["runs_created"] += len(inserts)
     if updates:
-        journal.before_update(RUNS, [dict(document) for document, _ in updates.values()])
+        journal.before_update(RUNS, list(collection.find({"_id": {"$in": list(updates)}})))
         collection.bulk_write(
-            [UpdateOne({"_id": run_id}, {"$set": new}) for run_id, (_, new) in updates.items()], ordered=False
+            [UpdateOne({"_id": run_id}, {"$set": new}) for run_id, new in updates.items()], ordered=False
         )
 
 

@@ -362,6 +362,10 @@ CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
 CSV_IMPORT_RETRY_DELAY_SECONDS = env_int("CSV_IMPORT_RETRY_DELAY_SECONDS", 10)
 CSV_IMPORT_QUEUED_STALE_SECONDS = env_int("CSV_IMPORT_QUEUED_STALE_SECONDS", 600)
 CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.import_jobs_sweep", "schedule": 60.0}
+# How often a worker looks for unacknowledged messages past the visibility timeout (a killed worker's import is
+# then redelivered); kombu's default is every ~100 s.
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10)
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env_int("CELERY_UNACKED_RESTORE_THROTTLE", 1)
 
 # --- operations: metrics (report_platform/observability.py) ----------------------------------------------------
 # prometheus_client multiprocess mode: every process (web workers, Celery) writes its metrics to files here and
