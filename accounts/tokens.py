@@ -88,7 +88,8 @@ def decode(token: str, *, typ: str) -> dict:
         raise InvalidToken("malformed") from exc
     if header.get("alg") != ALGORITHM:
         raise InvalidToken("algorithm")
-    key = next((k for k in signing_keys() if hmac.compare_digest(k.kid, str(header.get("kid", "")))), None)
+    kid = str(header.get("kid", "")).encode()
+    key = next((k for k in signing_keys() if hmac.compare_digest(k.kid.encode(), kid)), None)
     if key is None:
         raise InvalidToken("unknown key id")
     try:

@@ -3,7 +3,10 @@ mandatory verification (A6), TOTP and recovery codes, mandatory MFA, admin login
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -87,6 +90,35 @@ def test_it_clears_the_account_lockout_after_a_password_reset(client, make_user)
     )
     assert response.status_code == 204
     assert _api_login(client, user.email, new).status_code == 200
+
+
+def test_it_keeps_the_lockout_counters_in_the_shared_redis_cache(client, make_user, settings):
+    """Every web process sees the same counters: they live in Redis, not in process memory."""
+    import redis
+
+    user = make_user("viewer")
+    for _ in range(5):
+        _api_login(client, user.email, WRONG)
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    raw = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    keys = [key.decode() for key in raw.scan_iter("*allauth:rl:allauth.account:login_failed*")]
+    assert len(keys) == 2  # one per IP, one per account
+    # Another process (another web worker) refuses the right password too.
+    script = (
+        "import django, json; django.setup(); from django.test import Client; "
+        "r = Client(REMOTE_ADDR='198.51.100.50').post('/api/v1/auth/login', "
+        f"json.dumps({{'email': {user.email!r}, 'password': {user.raw_password!r}}}), "
+        "content_type='application/json'); print('STATUS', r.status_code)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "report_platform.settings.test",
+        "MONGODB_NAME": connection.settings_dict["NAME"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "STATUS 429" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 # --- A2 ---------------------------------------------------------------------------------------------------------

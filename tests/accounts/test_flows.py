@@ -76,6 +76,7 @@ def test_it_enrols_totp_and_then_requires_the_code_at_login(client, make_user):
     assert len(events("mfa.added")) >= 1
     client.post("/accounts/logout/")
     assert "_auth_user_id" not in client.session
+    assert len(events("auth.logout")) == 1
 
     response = _login(client, user.email)
     assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/authenticate/")

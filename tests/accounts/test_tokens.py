@@ -14,6 +14,9 @@ import time_machine
 from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts import services, tokens
 from accounts.models import RefreshToken, TokenFamily, User
@@ -268,3 +271,20 @@ def test_it_flags_a_refresh_from_a_new_network_and_shows_it(api, make_user):
     page.force_login(user)
     html = page.get("/account/security/").content.decode()
     assert "new network" in html and "198.51.100.7" in html
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    garbage=st.one_of(
+        st.text(max_size=300),
+        st.builds(
+            lambda header, payload, signature: f"{_b64(header)}.{_b64(payload)}.{signature}",
+            st.dictionaries(st.sampled_from(["alg", "kid", "typ"]), st.one_of(st.text(max_size=10), st.integers())),
+            st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=10), st.integers(), st.none())),
+            st.text(alphabet="abcdefABCDEF0123456789-_", max_size=50),
+        ),
+    )
+)
+def test_it_answers_any_garbage_token_with_invalid_token_only(garbage):
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode(garbage, typ=tokens.ACCESS)
