@@ -19,6 +19,7 @@ from audit.api import router as audit_router
 from imports.api import router as imports_router
 from releases.api import router as releases_router
 from report_platform import health
+from report_platform.api_parser import StorableJSONParser
 from report_platform.errors import DomainError, error_envelope
 from reports.api import router as reports_router
 
@@ -33,6 +34,7 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
     auth=API_AUTH,
+    parser=StorableJSONParser(),
 )
 
 

@@ -10,7 +10,8 @@ class ReportPlatformConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from report_platform import standin_compat
+        from report_platform import backend_compat, standin_compat
 
+        backend_compat.install()
         if settings.MONGODB_STANDIN:
             standin_compat.install()
