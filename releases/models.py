@@ -86,6 +86,12 @@ class TestCase(models.Model):
         db_table = "testCases"
         ordering = ["suite_id", "key"]
         constraints = [models.UniqueConstraint(fields=["suite", "key"], name="case_unique_suite_key")]
+        # Keyset pages of the case list: (filter, sort field, id).
+        indexes = [
+            models.Index(fields=["is_deleted", "key", "id"], name="case_live_key_id"),
+            models.Index(fields=["is_deleted", "priority", "id"], name="case_live_priority_id"),
+            models.Index(fields=["is_deleted", "updated_at", "id"], name="case_live_updated_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} {self.title}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from bson import ObjectId
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -139,11 +140,12 @@ def release_candidate_current() -> ReleaseCandidate | None:
 
 
 def distinct_values() -> dict[str, list[str]]:
-    """Owners and categories of active cases, for filter drop-downs (distinct on indexed fields)."""
-    collection = connection.database["testCases"]
+    """Owners and categories that have runs, for filter suggestions. Read from the summary documents (small),
+    not from the cases, so it costs the same at any number of cases."""
+    collection = connection.database[SUMMARIES]
     return {
-        "owners": sorted(value for value in collection.distinct("owner", {"is_deleted": False}) if value),
-        "categories": sorted(value for value in collection.distinct("category", {"is_deleted": False}) if value),
+        "owners": sorted(value for value in collection.distinct("key", {"dimension": "owner"}) if value),
+        "categories": sorted(value for value in collection.distinct("key", {"dimension": "category"}) if value),
     }
 
 
@@ -439,17 +441,19 @@ def latest_runs_for(*, case_ids: list[ObjectId], release_candidate: ReleaseCandi
 
 # --- case list with keyset pagination ----------------------------------------------------------------------------
 
-# sort name -> (model field, descending)
+# sort name -> (model field, descending), each a (field, id) keyset over an index of that shape. The key order
+# reads bounded key ranges (see `_pages_by_key_windows`).
 CASE_SORTS: dict[str, tuple[str, bool]] = {
     "key": ("key", False),
     "-key": ("key", True),
-    "title": ("title", False),
-    "-title": ("title", True),
     "priority": ("priority", False),
     "-priority": ("priority", True),
     "updated": ("updated_at", False),
     "-updated": ("updated_at", True),
 }
+KEY_FLOOR_CACHE = "releases:case-key-floor"
+KEY_FLOOR_SECONDS = 300
+_MAX_CODE_POINT = 0x10FFFF
 
 
 @dataclass
@@ -497,29 +501,114 @@ def encode_cursor(value: Any, pk: ObjectId) -> str:
 
 
 def decode_cursor(cursor: str, *, field_name: str) -> tuple[Any, ObjectId]:
-    """Parse a cursor made by `encode_cursor`; anything else is `ValidationFailed` (code "invalid_cursor")."""
+    """Parse a cursor made by `encode_cursor` into (value, id); anything else is `ValidationFailed` (code
+    "invalid_cursor")."""
     from datetime import datetime
+
+    from bson.errors import InvalidId
 
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        if not isinstance(parts, list) or len(parts) != 2:
+            raise ValueError("a cursor is a list of 2 items")
+        value, pk = parts[0], ObjectId(parts[1])
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["t"])
-        if field_name == "priority" and not isinstance(value, int):
+        if field_name == "priority" and (not isinstance(value, int) or isinstance(value, bool)):
             raise ValueError("priority cursor must be an integer")
-        if field_name in ("key", "title") and not isinstance(value, str):
+        elif field_name in ("key", "title") and not isinstance(value, str):
             raise ValueError("text cursor must be a string")
-        if field_name == "updated_at" and not isinstance(value, datetime):
+        elif field_name == "updated_at" and not isinstance(value, datetime):
             raise ValueError("time cursor must be a time")
-        return value, ObjectId(pk)
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return value, pk
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        InvalidId,
+        binascii.Error,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ) as error:
         raise ValidationFailed(
             "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": [str(error)[:80]]}
         )
-    except Exception as error:  # bson.errors.InvalidId and friends
-        raise ValidationFailed(
-            "The page cursor is not valid.", code="invalid_cursor", fields={"cursor": [str(error)[:80]]}
-        )
+
+
+def _successor_prefix(text: str) -> str | None:
+    """The smallest string above every string that starts with `text` (None when there is none)."""
+    while text:
+        code = ord(text[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are not valid in UTF-8 strings
+            code = 0xE000
+        if code <= _MAX_CODE_POINT:
+            return text[:-1] + chr(code)
+        text = text[:-1]
+    return None
+
+
+def _ascending_key_bounds(start: str):
+    """Upper bounds of ever wider key windows above `start`: "K0123" -> "K0124", "K013", "K02", "K1", "L",
+    then further first characters, then None (no bound). Each window holds roughly an alphabet's times more keys."""
+    seen = set()
+    for length in range(len(start), 0, -1):
+        bound = _successor_prefix(start[:length])
+        if bound is not None and bound not in seen:
+            seen.add(bound)
+            yield bound
+    first = ord(start[0]) if start else 0
+    step = 2
+    while first + step <= _MAX_CODE_POINT and step <= 1 << 12:
+        yield chr(first + step) if not 0xD800 <= first + step <= 0xDFFF else chr(0xE000)
+        step *= 2
+    yield None
+
+
+def key_floor() -> str:
+    """A key at or below every case's key (cached for KEY_FLOOR_SECONDS). A stale value stays correct: first pages
+    also read the keys below it, which are only the few added since."""
+    floor = cache.get(KEY_FLOOR_CACHE)
+    if floor is None:
+        first = TestCase.objects.order_by("key").values_list("key", flat=True).first()
+        floor = first or ""
+        cache.set(KEY_FLOOR_CACHE, floor, KEY_FLOOR_SECONDS)
+    return floor
+
+
+def _pages_by_key_windows(
+    queryset: QuerySet[TestCase], *, after: tuple[str, ObjectId] | None, want: int
+) -> list[TestCase]:
+    """The first `want` cases in (key, id) order after the cursor `after`, read through bounded key ranges.
+
+    Same result as one `order_by("key", "pk")` query after the cursor, but each query covers a window of keys
+    next to the previous one, so a page reads about as many index entries as it returns, whatever the number of
+    cases. (An open-ended range with a sort and a limit costs a scan of the whole range on some servers, the
+    embedded stand-in among them; on MongoDB these are a few cheap index range scans.)
+    """
+    found: list[TestCase] = []
+    if after is None:
+        start = key_floor()
+        found = list(queryset.filter(key__lt=start).order_by("key", "pk")[:want]) if start else []
+        first_window = queryset.filter(key=start)
+    else:
+        start, pk = after
+        first_window = queryset.filter(key=start, pk__gt=pk)
+    found.extend(first_window.order_by("pk")[: want - len(found)])
+    low = start
+    for bound in _ascending_key_bounds(start):
+        if len(found) >= want:
+            break
+        window = queryset.filter(key__gt=low)
+        if bound is not None:
+            window = window.filter(key__lt=bound)
+        found.extend(window.order_by("key", "pk")[: want - len(found)])
+        if bound is None:
+            break
+        # Keys equal to the bound itself belong to the next window.
+        found.extend(queryset.filter(key=bound).order_by("pk")[: want - len(found)])
+        low = bound
+    return found[:want]
 
 
 def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
@@ -556,31 +645,39 @@ def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
 def case_list(
     *, filters: CaseFilters | None = None, sort: str = "key", cursor: str | None = None, limit: int | None = None
 ) -> CasePage:
-    """One page of cases, keyset-paginated on (sort field, id) so pages stay stable while cases are added.
+    """One page of cases, keyset-paginated so pages stay stable while cases are added.
 
-    `sort` is one of CASE_SORTS ("key", "-priority", "updated", ...; `ValidationFailed` code "invalid_sort"
-    otherwise); `limit` is capped at API_PAGE_SIZE_MAX; `cursor` is the `next_cursor` of the previous page. When
-    the filters name an RC, each row carries the case's latest run in it.
+    `sort` is one of CASE_SORTS ("key", "-key", "priority", "-priority", "updated", "-updated"; `ValidationFailed`
+    code "invalid_sort" otherwise); `limit` is capped at API_PAGE_SIZE_MAX; `cursor` is the `next_cursor` of the
+    previous page. When the filters name an RC, each row carries the case's latest run in it. In key order the
+    cost of a page does not grow with the number of cases.
     """
     filters = filters or CaseFilters()
     if sort not in CASE_SORTS:
         raise ValidationFailed(code="invalid_sort", fields={"sort": [f"Use one of: {', '.join(CASE_SORTS)}."]})
     limit = max(1, min(int(limit or settings.API_PAGE_SIZE_DEFAULT), settings.API_PAGE_SIZE_MAX))
     field_name, descending = CASE_SORTS[sort]
-    queryset = case_filter_queryset(filters=filters).select_related("suite")
-    if cursor:
-        value, pk = decode_cursor(cursor, field_name=field_name)
-        if descending:
-            queryset = queryset.filter(Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "pk__lt": pk}))
-        else:
-            queryset = queryset.filter(Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "pk__gt": pk}))
-    order = [f"-{field_name}", "-pk"] if descending else [field_name, "pk"]
-    cases = list(queryset.order_by(*order)[: limit + 1])
+    queryset = case_filter_queryset(filters=filters)
+    after = decode_cursor(cursor, field_name=field_name) if cursor else None
+    if sort == "key":
+        cases = _pages_by_key_windows(queryset, after=after, want=limit + 1)
+    else:
+        if after is not None:
+            value, pk = after
+            if descending:
+                queryset = queryset.filter(Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "pk__lt": pk}))
+            else:
+                queryset = queryset.filter(Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "pk__gt": pk}))
+        order = [f"-{field_name}", "-pk"] if descending else [field_name, "pk"]
+        cases = list(queryset.order_by(*order)[: limit + 1])
     next_cursor = None
     if len(cases) > limit:
         cases = cases[:limit]
         last = cases[-1]
         next_cursor = encode_cursor(getattr(last, field_name), last.pk)
+    suites = {suite.pk: suite for suite in TestSuite.objects.filter(pk__in={case.suite_id for case in cases})}
+    for case in cases:
+        case.suite = suites[case.suite_id]
     runs = {}
     if filters.release_candidate is not None and cases:
         runs = latest_runs_for(case_ids=[case.pk for case in cases], release_candidate=filters.release_candidate)

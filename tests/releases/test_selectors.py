@@ -218,3 +218,33 @@ def test_it_raises_not_found_for_bad_ids(db):
     ):
         with pytest.raises(NotFound):
             call()
+
+
+def test_key_pages_read_in_windows_equal_one_ordered_query(suite, reviewer):
+    import random
+
+    from releases.models import TestCase
+
+    other = services.suite_create(name="Other", product="Web Shop", actor=reviewer)
+    rng = random.Random(7)
+    alphabet = ["A", "B", "K", "Z", "a", "z", "0", "9", "-", "~", "é", "ü", "\U0001f600"]
+    keys = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(25)}
+    rows = [TestCase(suite=s, key=key, title=key, category="c", owner="o") for key in keys for s in (suite, other)]
+    TestCase.objects.bulk_create(rows[: len(rows) // 2])
+    selectors.key_floor()  # cached now; the cases added next include keys below it
+    TestCase.objects.bulk_create(
+        [*rows[len(rows) // 2 :], TestCase(suite=suite, key="!", title="x", category="c", owner="o")]
+    )
+    expected = [(case.key, case.pk) for case in TestCase.objects.all()]
+    expected.sort(key=lambda item: (item[0].encode(), item[1].binary))
+    for limit in (4, 50):
+        seen, cursor = [], None
+        while True:
+            page = selectors.case_list(limit=limit, cursor=cursor)
+            seen.extend((row["case"].key, row["case"].pk) for row in page.rows)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected, limit
+    filtered = selectors.case_list(filters=CaseFilters(suite=other), limit=200).rows
+    assert [row["case"].key for row in filtered] == sorted(keys, key=str.encode)
