@@ -116,10 +116,23 @@ def _script(source: str):
     return script
 
 
-def breaker_admit(*, provider: str, model: str) -> str:
-    """'closed' (go), 'probe' (go, as the half-open probe) or 'open' (fail fast)."""
+def breaker_admit(*, provider: str, model: str, count_key: str | None = None, count_ttl: int = 120):
+    """'closed' (go), 'probe' (go, as the half-open probe) or 'open' (fail fast).
+
+    With `count_key`, the same Redis round trip also counts one request under that key (the burst counter) and
+    the answer is `(state, count)`.
+    """
     now = timezone.now().timestamp()
-    return _script(_ADMIT)(keys=[_state_key(provider, model)], args=[repr(now), _config()["cooldown_seconds"]])
+    arguments = {"keys": [_state_key(provider, model)], "args": [repr(now), _config()["cooldown_seconds"]]}
+    if count_key is None:
+        return _script(_ADMIT)(**arguments)
+    client = redis_store.client()
+    pipe = client.pipeline(transaction=False)
+    _script(_ADMIT)(**arguments, client=pipe)
+    pipe.set(redis_store.key(count_key), 0, ex=count_ttl, nx=True)  # EXPIRE NX needs Redis 7; ours may be 6.2
+    pipe.incr(redis_store.key(count_key))
+    state, _, count = pipe.execute()
+    return state, int(count)
 
 
 def breaker_release_probe(*, provider: str, model: str) -> None:

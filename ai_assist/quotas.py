@@ -1,6 +1,7 @@
 """Quotas, checked before a provider is called.
 
-- Burst: requests per user per minute, an atomic Redis `INCR` on a per-minute key.
+- Burst: requests per user per minute, an atomic Redis `INCR` on a per-minute key (sent in the same round trip as
+  the circuit breaker's admission, ai_assist/breaker.py).
 - Daily token cap and cost ceiling (per day or month, by role): one counter document per user in `aiQuotaCounters`
   holding `tokens.d<YYYYMMDD>` and `cost.<d<YYYYMMDD>|m<YYYYMM>>`. The worst-case usage of a call is reserved by ONE
   conditional `$inc` whose filter says "there is still room for this reservation"; MongoDB applies a
@@ -19,7 +20,6 @@ from django.db import connection
 from django.utils import timezone
 from pymongo.errors import DuplicateKeyError
 
-from ai_assist import redis_store
 from report_platform.errors import DomainError
 
 COLLECTION = "aiQuotaCounters"
@@ -82,12 +82,16 @@ def _refuse(*, limit: str, message: str, resets_at: datetime, limit_value, used)
     )
 
 
-def burst_take(*, user_id: str, limits: Limits, now: datetime | None = None) -> None:
-    """Count one request in this minute; refuse over the burst limit."""
+def burst_key(*, user_id: str, now: datetime | None = None) -> str:
+    """The Redis counter of this user's requests in the current minute."""
     now = now or timezone.now()
-    key = f"ai:burst:{user_id}:{now:%Y%m%d%H%M}"
-    count = redis_store.incr_with_expiry(key, 120)
+    return f"burst:{user_id}:{now:%Y%m%d%H%M}"
+
+
+def burst_check(*, count: int, limits: Limits, now: datetime | None = None) -> None:
+    """Refuse when `count` (this request included) is over the burst limit."""
     if count > limits.burst_per_minute:
+        now = now or timezone.now()
         resets_at = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         raise _refuse(
             limit="burst_per_minute",

@@ -27,12 +27,3 @@ def client() -> redis.Redis:
 
 def key(name: str) -> str:
     return f"rp:ai:{name}"
-
-
-def incr_with_expiry(name: str, seconds: int) -> int:
-    """Atomically count one more under `name`; the key expires `seconds` after its first use."""
-    pipe = client().pipeline(transaction=True)
-    pipe.set(key(name), 0, ex=seconds, nx=True)  # EXPIRE ... NX needs Redis 7; the embedded server is 6.2
-    pipe.incr(key(name))
-    _, count = pipe.execute()
-    return int(count)
