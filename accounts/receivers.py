@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from allauth.account.signals import email_confirmed, password_changed, password_reset
 from allauth.mfa.signals import authentication_failed, authenticator_added, authenticator_removed, authenticator_reset
+from allauth.usersessions.models import UserSession
+from django.db.models.signals import pre_save
 from django.dispatch import receiver
 
 from accounts import metrics, services
 from accounts.models import User
 from audit.services import audit_record
+
+
+@receiver(pre_save, sender=User)
+def on_user_password_saved(sender, instance, update_fields=None, **kwargs):
+    """Whatever path changes a password (allauth, the admin's own password page, the shell), the user's API token
+    families end; allauth's password signals below also end other browser sessions and write the audit event."""
+    if instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    stored = User.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
+        services.token_families_revoke_for_user(user=instance, reason="password_change")
 
 
 @receiver(password_reset)
@@ -20,6 +33,9 @@ def on_password_reset(sender, request, user, **kwargs):
 @receiver(password_changed)
 def on_password_changed(sender, request, user, **kwargs):
     services.credentials_changed(user=user, request=request, reason="password_change")
+    if request is not None and request.user.is_authenticated:
+        # Django cycled this browser's session key: list it again under the new key.
+        UserSession.objects.create_from_request(request)
     audit_record(action="auth.password_change", actor=user, resource=f"user:{user.pk}", request=request)
 
 

@@ -90,3 +90,23 @@ def test_it_enforces_csrf_on_account_pages_and_session_api_calls(make_user):
     # A bearer token needs no CSRF token (it is not ambient like a cookie).
     bearer = Client(enforce_csrf_checks=True)
     assert bearer.get("/api/v1/auth/me", HTTP_AUTHORIZATION=f"Bearer {api.json()['access']}").status_code == 200
+
+
+def test_it_ends_api_logins_when_a_password_changes_outside_allauth(make_user):
+    user = make_user("admin")
+    Client().post(
+        "/api/v1/auth/login", {"email": user.email, "password": user.raw_password}, content_type="application/json"
+    )
+    client = Client()
+    client.force_login(user)
+    new = "an-admin-page-passphrase-3"
+    response = client.post(
+        "/admin/password_change/", {"old_password": user.raw_password, "new_password1": new, "new_password2": new}
+    )
+    assert response.status_code == 302
+    assert TokenFamily.objects.get(user=user).revoked_reason == "password_change"
+    Client().post("/api/v1/auth/login", {"email": user.email, "password": new}, content_type="application/json")
+    user.refresh_from_db()
+    user.display_name = "Renamed"
+    user.save()  # other saves leave token families alone
+    assert TokenFamily.objects.filter(user=user, revoked_at=None).count() == 1

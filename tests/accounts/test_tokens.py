@@ -246,6 +246,7 @@ def test_it_revokes_on_password_change_and_role_change(client, api, make_user, a
     assert response.status_code == 302
     assert _get(api, pair["access"]).status_code == 401
     assert len(events("auth.password_change")) == 1
+    assert "this browser" in client.get("/account/security/").content.decode()
 
     user.raw_password = new
     pair = _login(api, user)
