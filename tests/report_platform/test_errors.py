@@ -68,16 +68,91 @@ def test_it_renders_a_friendly_404_page(client):
     assert b"Not found" in response.content
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/no-such-page/", "/api/v1/does-not-exist", "/accounts/login/"])
-def test_every_response_carries_security_headers_and_a_request_id(client, path):
-    response = client.get(path)
+def assert_security_headers(response) -> None:
     csp = response["Content-Security-Policy"]
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "script-src 'self'" in csp and "default-src 'self'" in csp
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
     assert len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/no-such-page/",
+        "/api/v1/does-not-exist",
+        "/accounts/login/",
+        "/api/v1/tests",  # 401 envelope
+        "/api/v1/openapi.json",
+        "/audit/",  # redirect to the login page
+        "/admin/",  # redirect to the login page
+        "/healthz",
+        "/metrics",
+    ],
+)
+def test_every_response_carries_security_headers_and_a_request_id(client, path):
+    assert_security_headers(client.get(path))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/admin/", 200),
+        ("/admin/audit/auditevent/", 200),
+        ("/admin/audit/auditevent/add/", 403),
+        ("/audit/", 200),
+        ("/audit/export.csv?date_from=bad", 400),
+    ],
+)
+def test_admin_pages_and_their_errors_carry_the_headers_too(admin_client, path, status):
+    response = admin_client.get(path)
+    assert response.status_code == status
+    assert_security_headers(response)
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_and_a_wrong_method_carry_the_headers(make_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("viewer"))
+    refused = client.post("/accounts/logout/")
+    assert refused.status_code == 403
+    assert_security_headers(refused)
+    wrong_method = client.delete("/api/v1/ai/usage")
+    assert wrong_method.status_code == 405
+    assert_security_headers(wrong_method)
+
+
+@pytest.mark.django_db
+def test_production_settings_send_the_same_hsts_header_as_nginx(client, settings, monkeypatch):
+    """HTTPS responses under production settings carry HSTS with preload, exactly the value nginx sends (nginx
+    hides the app's copy, so the two must agree for the preload list submission to hold)."""
+    import importlib
+    import re
+    import sys
+    from pathlib import Path
+
+    from report_platform.settings import base
+
+    monkeypatch.setattr(base, "SECRET_KEY", "x" * 64)  # production.py refuses to load without a real key
+    monkeypatch.delitem(sys.modules, "report_platform.settings.production", raising=False)
+    production = importlib.import_module("report_platform.settings.production")
+    monkeypatch.delitem(sys.modules, "report_platform.settings.production")
+    for name in ("SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"):
+        setattr(settings, name, getattr(production, name))
+    response = client.get("/accounts/login/", secure=True)
+    assert response.status_code == 200
+    assert_security_headers(response)
+    nginx_conf = (Path(settings.BASE_DIR) / "deploy" / "nginx" / "nginx.conf").read_text()
+    nginx_values = set(re.findall(r'add_header Strict-Transport-Security "([^"]+)" always;', nginx_conf))
+    assert nginx_values == {response["Strict-Transport-Security"]}
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+    assert "Strict-Transport-Security" not in client.get("/accounts/login/")  # never over plain HTTP
 
 
 @pytest.mark.django_db
