@@ -192,13 +192,17 @@ def _prepare(
     template = template_get(template_id)
     names = tuple(settings.AI_REDACT_NAMES)
     redactions: Counter = Counter()
-    clean_variables = redact_value(dict(variables or {}), redactions, names)
-    messages = template.render(clean_variables)
-    for message in messages:  # a second pass over the final text: template text plus variables, nothing escapes
+    provider = provider_get()
+    variables = dict(variables or {})
+    # What leaves the machine is the rendered prompt: it is redacted as a whole (template text and variables).
+    messages = template.render(variables)
+    for message in messages:
         result = redact(message["content"], names=names)
         message["content"] = result.text
         redactions.update(result.counts)
-    provider = provider_get()
+    # The offline provider answers from the variables themselves, so they are redacted too (its answer may be
+    # shown, logged and exported like any other).
+    clean_variables = redact_value(variables, Counter(), names) if provider.name == "offline" else {}
     model = provider_model(provider.name)
     price_prompt, price_completion = model_price(model)
     max_tokens = min(template.max_completion_tokens, settings.AI_MAX_COMPLETION_TOKENS)

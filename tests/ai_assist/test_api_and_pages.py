@@ -151,3 +151,18 @@ def test_it_renders_the_usage_page_with_breakers_and_charts(admin_client, settin
     page = admin_client.get("/ai/usage/").content.decode()
     assert 'id="ai-breakers"' in page and "closed" in page and 'id="ai-usage-data"' in page
     assert "summarise_rc" in page and "RC-2026.11.2" in page and "all users" in page
+
+
+def test_it_shows_a_viewer_only_their_own_calls_on_the_usage_page(client, make_user, release_data, settings):
+    settings.AI_PROVIDER = "offline"
+    mine, theirs = make_user("viewer", email="mine@example.com"), make_user("viewer", email="theirs@example.com")
+    for user in (mine, theirs):
+        client.force_login(user)
+        client.post(
+            "/api/v1/ai/assist",
+            {"task": "draft_steps", "case": str(release_data["case"].pk)},
+            content_type="application/json",
+        )
+    page = client.get("/ai/usage/").content.decode()
+    assert "theirs@example.com" in page and "mine@example.com" not in page
+    assert "your calls only" in page and "Tokens today:" in page
