@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ai_assist import breaker, metrics, quotas
@@ -530,7 +530,10 @@ def ai_batch_run(*, batch_id: str) -> AiBatchJob:
     )
     stopped = ""
     for item_id in list(AiBatchItem.objects.filter(batch=job).order_by("pk").values_list("pk", flat=True)):
-        claimed = AiBatchItem.objects.filter(pk=item_id, status=BatchItemStatus.PENDING).update(
+        # Pending, or left running by a worker that died mid-item longer ago than any call can take.
+        stale_before = timezone.now() - timedelta(seconds=_item_lease_seconds())
+        claimable = Q(status=BatchItemStatus.PENDING) | Q(status=BatchItemStatus.RUNNING, updated_at__lt=stale_before)
+        claimed = AiBatchItem.objects.filter(claimable, pk=item_id).update(
             status=BatchItemStatus.RUNNING, updated_at=timezone.now()
         )
         if claimed != 1:
@@ -567,6 +570,11 @@ def ai_batch_run(*, batch_id: str) -> AiBatchJob:
     )
     job.refresh_from_db()
     return job
+
+
+def _item_lease_seconds() -> int:
+    attempts = settings.AI_MAX_RETRIES + 1
+    return int(attempts * settings.AI_REQUEST_TIMEOUT_SECONDS + 2**attempts * settings.AI_RETRY_BACKOFF_SECONDS) + 60
 
 
 def _batch_item_close(

@@ -92,3 +92,35 @@ def test_it_runs_a_batch_on_a_real_celery_worker(celery_worker_process, make_use
     texts = list(AiBatchItem.objects.filter(batch=job).values_list("text", flat=True))
     assert all("Summary: [auth]" in text for text in texts)
     assert AiBatchJob.objects.count() == 1
+
+
+def test_it_resumes_a_batch_whose_worker_died_mid_item(viewer, release_data, fake_openai, no_enqueue):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ai_assist.services import ai_batch_create
+
+    job = ai_batch_create(user=viewer, task="triage_failure", release_candidate_id=str(release_data["rc2"].pk))
+    first, second = AiBatchItem.objects.filter(batch=job).order_by("pk")
+    AiBatchJob.objects.filter(pk=job.pk).update(status="running")
+    # The dead worker claimed the first item an hour ago; the second one was claimed just now by a live worker.
+    AiBatchItem.objects.filter(pk=first.pk).update(status="running", updated_at=timezone.now() - timedelta(hours=1))
+    AiBatchItem.objects.filter(pk=second.pk).update(status="running", updated_at=timezone.now())
+    resumed = ai_batch_run(batch_id=str(job.pk))
+    assert fake_openai.request_count == 1  # only the stale item is taken over
+    assert AiBatchItem.objects.get(pk=first.pk).status == "done"
+    assert AiBatchItem.objects.get(pk=second.pk).status == "running"
+    assert resumed.done == 1
+
+
+def test_it_offers_a_batch_from_the_assist_page_and_redirects_to_its_progress(
+    viewer_client, release_data, no_enqueue, settings
+):
+    settings.AI_PROVIDER = "offline"
+    page = viewer_client.get(f"/ai/assist/?task=summarise_rc&rc={release_data['rc2'].pk}").content.decode()
+    assert "Triage every failure of RC-2026.11.2 (batch)" in page
+    response = viewer_client.post("/ai/batches/", {"task": "triage_failure", "rc": str(release_data["rc2"].pk)})
+    job = AiBatchJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/ai/batches/{job.pk}/"
+    assert (job.total, job.status) == (2, "queued")

@@ -137,3 +137,38 @@ def test_it_exports_breaker_state_and_call_metrics(viewer, fake_openai, settings
     assert 'rp_ai_tokens_total{kind="prompt",model="gpt-4o-mini",rc="",task="report_summary"}' in body
     assert 'rp_ai_cost_usd_total{model="gpt-4o-mini",rc="",task="report_summary"}' in body
     assert 'rp_ai_request_seconds_bucket{le="0.5",model="gpt-4o-mini",task="report_summary"}' in body
+
+
+def test_it_lets_a_single_probe_through_when_half_open(make_user, fake_openai, settings):
+    import threading
+
+    from django.db import connection
+
+    _breaker(settings, failure_threshold=1)
+    settings.AI_MAX_RETRIES = 0
+    users = [make_user("viewer") for _ in range(8)]
+    with time_machine.travel(START, tick=True) as traveller:
+        fake_openai.script([{"status": 500}])
+        with pytest.raises(AiUnavailable):
+            _call(users[0])
+        traveller.shift(timedelta(seconds=61))
+        fake_openai.default_delay = 0.3  # the probe is still in flight while the others arrive
+        barrier = threading.Barrier(len(users))
+        outcomes: list[str] = []
+
+        def worker(user):
+            barrier.wait()
+            try:
+                outcomes.append(_call(user).outcome)
+            except AiUnavailable as error:
+                outcomes.append(error.code)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker, args=(user,)) for user in users]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(outcomes) == ["ai_unavailable"] * 7 + ["success"]
+    assert fake_openai.request_count == 2  # the tripping failure and the one probe
