@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from releases.models import (
     Priority,
@@ -431,12 +433,27 @@ def case_history(*, case: TestCase) -> list[TestRun]:
     return runs
 
 
+def _instance(model, document: dict[str, Any]):
+    """A model instance from a raw document (flat `find()` filters use the indexes on every server; the ORM's
+    aggregation pipelines do not on the embedded stand-in)."""
+    values = {}
+    for model_field in model._meta.concrete_fields:
+        value = document.get(model_field.column)
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        values[model_field.attname] = value
+    instance = model(**values)
+    instance._state.adding = False
+    instance._state.db = "default"
+    return instance
+
+
 def latest_runs_for(*, case_ids: list[ObjectId], release_candidate: ReleaseCandidate) -> dict[ObjectId, TestRun]:
-    """{case_id: latest run} for these cases in an RC (one indexed query)."""
-    return {
-        run.case_id: run
-        for run in TestRun.objects.filter(case_id__in=case_ids, release_candidate=release_candidate, is_latest=True)
-    }
+    """{case_id: latest run} for these cases in an RC (one query on the (case, RC, is_latest) index)."""
+    documents = connection.database[RUNS].find(
+        {"case_id": {"$in": list(case_ids)}, "release_candidate_id": release_candidate.pk, "is_latest": True}
+    )
+    return {document["case_id"]: _instance(TestRun, document) for document in documents}
 
 
 # --- case list with keyset pagination ----------------------------------------------------------------------------
@@ -503,8 +520,6 @@ def encode_cursor(value: Any, pk: ObjectId) -> str:
 def decode_cursor(cursor: str, *, field_name: str) -> tuple[Any, ObjectId]:
     """Parse a cursor made by `encode_cursor` into (value, id); anything else is `ValidationFailed` (code
     "invalid_cursor")."""
-    from datetime import datetime
-
     from bson.errors import InvalidId
 
     try:
@@ -570,45 +585,88 @@ def key_floor() -> str:
     also read the keys below it, which are only the few added since."""
     floor = cache.get(KEY_FLOOR_CACHE)
     if floor is None:
-        first = TestCase.objects.order_by("key").values_list("key", flat=True).first()
-        floor = first or ""
+        # One query per is_deleted value, so each is answered from the (is_deleted, key, id) index.
+        firsts = [
+            TestCase.objects.filter(is_deleted=flag).order_by("key").values_list("key", flat=True).first()
+            for flag in (False, True)
+        ]
+        floor = min((key for key in firsts if key is not None), default="")
         cache.set(KEY_FLOOR_CACHE, floor, KEY_FLOOR_SECONDS)
     return floor
 
 
-def _pages_by_key_windows(
-    queryset: QuerySet[TestCase], *, after: tuple[str, ObjectId] | None, want: int
-) -> list[TestCase]:
-    """The first `want` cases in (key, id) order after the cursor `after`, read through bounded key ranges.
+def case_match(*, filters: CaseFilters) -> dict[str, Any]:
+    """The MongoDB filter of `case_filter_queryset` (same semantics), for flat `find()` queries."""
+    match: dict[str, Any] = {}
+    if not filters.include_deleted:
+        match["is_deleted"] = False
+    if filters.suite is not None:
+        match["suite_id"] = filters.suite.pk
+    if filters.category:
+        match["category"] = filters.category
+    if filters.owner:
+        match["owner"] = filters.owner
+    if filters.search:
+        pattern = {"$regex": re.escape(filters.search.strip()[:100]), "$options": "i"}
+        match["$or"] = [{"key": pattern}, {"title": pattern}, {"task": pattern}]
+    if filters.status:
+        _check_status_filter(filters)
+        runs = {"release_candidate_id": filters.release_candidate.pk, "is_latest": True}
+        if filters.status != "not_run":
+            runs["status"] = filters.status
+        case_ids = [run["case_id"] for run in connection.database[RUNS].find(runs, {"_id": 0, "case_id": 1})]
+        match["_id"] = {"$nin": case_ids} if filters.status == "not_run" else {"$in": case_ids}
+    return match
 
-    Same result as one `order_by("key", "pk")` query after the cursor, but each query covers a window of keys
-    next to the previous one, so a page reads about as many index entries as it returns, whatever the number of
-    cases. (An open-ended range with a sort and a limit costs a scan of the whole range on some servers, the
-    embedded stand-in among them; on MongoDB these are a few cheap index range scans.)
+
+def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] | None, want: int) -> list[TestCase]:
+    """The first `want` cases matching `match` in (key, id) order after the cursor `after`, read through bounded
+    key ranges.
+
+    Same result as one sorted query after the cursor, but each query covers a window of keys next to the previous
+    one, so a page reads about as many index entries as it returns, whatever the number of cases. (An open-ended
+    range with a sort and a limit costs a scan of the whole range on some servers, the embedded stand-in among
+    them; on MongoDB these are a few cheap index range scans.)
     """
-    found: list[TestCase] = []
+    collection = connection.database["testCases"]
+    order = [("key", 1), ("_id", 1)]
+
+    def fetch(condition: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        query = {"$and": [match, condition]} if set(match) & set(condition) else {**match, **condition}
+        return list(collection.find(query).sort(order).limit(limit)) if limit > 0 else []
+
+    found: list[dict[str, Any]] = []
     if after is None:
         start = key_floor()
-        found = list(queryset.filter(key__lt=start).order_by("key", "pk")[:want]) if start else []
-        first_window = queryset.filter(key=start)
+        if start:
+            found = fetch({"key": {"$lt": start}}, want)
+        found.extend(fetch({"key": start}, want - len(found)))
     else:
         start, pk = after
-        first_window = queryset.filter(key=start, pk__gt=pk)
-    found.extend(first_window.order_by("pk")[: want - len(found)])
+        found = fetch({"key": start, "_id": {"$gt": pk}}, want)
+    # Windows: (start, b1), [b1, b2), [b2, b3), ... up to an open end.
+    low_operator = "$gt"
     low = start
     for bound in _ascending_key_bounds(start):
         if len(found) >= want:
             break
-        window = queryset.filter(key__gt=low)
+        condition: dict[str, Any] = {low_operator: low}
         if bound is not None:
-            window = window.filter(key__lt=bound)
-        found.extend(window.order_by("key", "pk")[: want - len(found)])
+            condition["$lt"] = bound
+        found.extend(fetch({"key": condition}, want - len(found)))
         if bound is None:
             break
-        # Keys equal to the bound itself belong to the next window.
-        found.extend(queryset.filter(key=bound).order_by("pk")[: want - len(found)])
-        low = bound
-    return found[:want]
+        low, low_operator = bound, "$gte"
+    return [_instance(TestCase, document) for document in found[:want]]
+
+
+def _check_status_filter(filters: CaseFilters) -> None:
+    if filters.status not in STATUS_FILTERS:
+        raise ValidationFailed(code="invalid_status", fields={"status": [f"Use one of: {', '.join(STATUS_FILTERS)}."]})
+    if filters.release_candidate is None:
+        raise ValidationFailed(
+            "Filtering by status needs an RC.", code="status_needs_rc", fields={"rc": ["Choose an RC."]}
+        )
 
 
 def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
@@ -626,14 +684,7 @@ def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
         pattern = re.escape(filters.search.strip()[:100])
         queryset = queryset.filter(Q(key__iregex=pattern) | Q(title__iregex=pattern) | Q(task__iregex=pattern))
     if filters.status:
-        if filters.status not in STATUS_FILTERS:
-            raise ValidationFailed(
-                code="invalid_status", fields={"status": [f"Use one of: {', '.join(STATUS_FILTERS)}."]}
-            )
-        if filters.release_candidate is None:
-            raise ValidationFailed(
-                "Filtering by status needs an RC.", code="status_needs_rc", fields={"rc": ["Choose an RC."]}
-            )
+        _check_status_filter(filters)
         runs = TestRun.objects.filter(release_candidate=filters.release_candidate, is_latest=True)
         if filters.status == "not_run":
             queryset = queryset.exclude(pk__in=runs.values_list("case_id", flat=True))
@@ -657,11 +708,11 @@ def case_list(
         raise ValidationFailed(code="invalid_sort", fields={"sort": [f"Use one of: {', '.join(CASE_SORTS)}."]})
     limit = max(1, min(int(limit or settings.API_PAGE_SIZE_DEFAULT), settings.API_PAGE_SIZE_MAX))
     field_name, descending = CASE_SORTS[sort]
-    queryset = case_filter_queryset(filters=filters)
     after = decode_cursor(cursor, field_name=field_name) if cursor else None
     if sort == "key":
-        cases = _pages_by_key_windows(queryset, after=after, want=limit + 1)
+        cases = _pages_by_key_windows(case_match(filters=filters), after=after, want=limit + 1)
     else:
+        queryset = case_filter_queryset(filters=filters)
         if after is not None:
             value, pk = after
             if descending:
