@@ -256,21 +256,29 @@ def _latest_statuses(*, release_candidate_ids: list[ObjectId], suite: TestSuite 
 
 
 def _case_items(case_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
-    items: dict[ObjectId, dict[str, Any]] = {}
+    """Display fields of active cases by id (flat indexed queries, suites joined in Python)."""
+    documents = []
+    fields = {"key": 1, "title": 1, "suite_id": 1, "owner": 1, "category": 1, "priority": 1}
     for chunk_start in range(0, len(case_ids), 5000):
         chunk = case_ids[chunk_start : chunk_start + 5000]
-        for case in TestCase.objects.select_related("suite").filter(pk__in=chunk, is_deleted=False):
-            items[case.pk] = {
-                "case_id": str(case.pk),
-                "key": case.key,
-                "title": case.title,
-                "suite": case.suite.name,
-                "suite_id": str(case.suite_id),
-                "owner": case.owner,
-                "category": case.category,
-                "priority": case.priority,
-            }
-    return items
+        documents.extend(connection.database["testCases"].find({"_id": {"$in": chunk}, "is_deleted": False}, fields))
+    suites = {
+        suite.pk: suite.name
+        for suite in TestSuite.objects.filter(pk__in={document["suite_id"] for document in documents}).only("name")
+    }
+    return {
+        document["_id"]: {
+            "case_id": str(document["_id"]),
+            "key": document["key"],
+            "title": document["title"],
+            "suite": suites.get(document["suite_id"], ""),
+            "suite_id": str(document["suite_id"]),
+            "owner": document["owner"],
+            "category": document["category"],
+            "priority": document["priority"],
+        }
+        for document in documents
+    }
 
 
 def rc_delta(
@@ -373,8 +381,10 @@ def new_failures_of_priority(
         query["suite_id"] = suite.pk
     failing = [run["case_id"] for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1})]
     cases = {
-        case.pk: case.key
-        for case in TestCase.objects.filter(pk__in=failing, priority=priority, is_deleted=False).only("key")
+        document["_id"]: document["key"]
+        for document in connection.database["testCases"].find(
+            {"_id": {"$in": failing}, "priority": priority, "is_deleted": False}, {"key": 1}
+        )
     }
     if baseline is not None and cases:
         still = {
