@@ -22,8 +22,14 @@ from report_platform.client_ip import client_ip
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
 _APPEND_ATTEMPTS = 200
-# Keys whose values never reach the trail, whatever a caller passes in metadata.
-_SECRET_KEYS = ("password", "token", "secret", "key", "code", "otp", "authorization", "cookie")
+# Metadata keys whose values never reach the trail, by the words of the key (`refresh_token`, `apiKey`, ...):
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "tokens", "otp", "totp", "authorization",
+     "cookie", "cookies", "credential", "credentials", "apikey", "signature", "session", "sessionid", "csrf"}
+)  # fmt: skip
+# ...plus `<anything>_key` (api_key, reset_key, signing_key; a bare `key` is a case key and stays) and `code` or
+# `<anything>_code` (TOTP, recovery, verification codes) except these descriptive codes:
+_PUBLIC_CODES = frozenset({"error", "status", "reason", "failure", "http", "country", "currency", "language"})
 # Values that look like credentials whatever their key: JWTs, provider API keys, bearer headers.
 _SECRET_VALUE = re.compile(
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
@@ -42,14 +48,22 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
+def _is_secret_key(key: str) -> bool:
+    words = [word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+", key)]
+    if not words:
+        return False
+    if _SECRET_WORDS.intersection(words) or "".join(words) in _SECRET_WORDS:
+        return True
+    if words[-1] == "key" and len(words) > 1:
+        return True
+    return words[-1] == "code" and (len(words) == 1 or words[-2] not in _PUBLIC_CODES)
+
+
 def _scrub(metadata: dict[str, Any]) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in metadata.items():
         key = str(key)
-        if any(marker in key.lower() for marker in _SECRET_KEYS):
-            clean[key] = REDACTED
-        else:
-            clean[key] = _scrub_value(value)
+        clean[key] = REDACTED if _is_secret_key(key) else _scrub_value(value)
     return clean
 
 

@@ -70,6 +70,35 @@ def test_secrets_are_scrubbed_from_nested_metadata_lists_and_values():
     assert audit_chain_verify().ok
 
 
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("password", True),
+        ("new_password1", True),
+        ("refresh_token", True),
+        ("apiKey", True),
+        ("api_key", True),
+        ("reset_key", True),
+        ("code", True),
+        ("totp_code", True),
+        ("recoveryCode", True),
+        ("Authorization", True),
+        ("session_id", True),
+        ("key", False),
+        ("error_code", False),
+        ("status_code", False),
+        ("keyboard", False),
+        ("tokenizer_model", False),
+        ("email", False),
+        ("release_candidate", False),
+    ],
+)
+def test_secret_metadata_keys_are_recognised_by_their_words(key, secret):
+    from audit.services import _is_secret_key
+
+    assert _is_secret_key(key) is secret
+
+
 @pytest.mark.django_db
 def test_audit_verify_command_passes_an_intact_chain_and_names_the_first_broken_link(reviewer):
     from django.core.management import call_command

@@ -1,0 +1,296 @@
+"""Each audited flow, driven through its public entry point (browser pages or the JSON API), writes exactly one
+event of its action with the right actor, resource, outcome, IP, user agent and request id; afterwards no secret
+used in the flows appears anywhere in the trail.
+
+The events themselves are written by the apps' services (accounts, releases, imports, reports, ai_assist); this
+file checks them from the outside, the way an auditor reads the trail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from audit.models import AuditEvent
+from audit.selectors import audit_chain_verify, audit_last_sequence
+
+AGENT = "audit-flow-tests/1.0"
+PASSWORD = "correct-horse-battery-9"
+
+
+@dataclass
+class Seen:
+    event: AuditEvent | None = None
+    others: list[tuple[str, str]] = field(default_factory=list)
+
+
+@contextmanager
+def exactly_one(
+    action: str, *, outcome: str = "success", actor=None, actor_email: str | None = None, web=True, **fields
+):
+    """The block writes exactly one `action` event with these fields; `web` events also carry the request's IP
+    and user agent (events written by a Celery worker have no request)."""
+    before = audit_last_sequence()
+    seen = Seen()
+    yield seen
+    new = list(AuditEvent.objects.filter(sequence__gt=before).order_by("sequence"))
+    matching = [event for event in new if event.action == action]
+    assert len(matching) == 1, f"{action}: expected one event, got {[(e.action, e.outcome) for e in new]}"
+    event = seen.event = matching[0]
+    seen.others = [(e.action, e.outcome) for e in new if e is not event]
+    assert event.outcome == outcome
+    if actor is not None:
+        assert (event.actor_id, event.actor_email) == (str(actor.pk), actor.email)
+    if actor_email is not None:
+        assert event.actor_email == actor_email
+    for name, value in fields.items():
+        assert getattr(event, name) == value, name
+    if web:
+        assert event.ip == "127.0.0.1"
+        assert event.user_agent == AGENT
+        assert len(event.request_id) == 32
+
+
+def browser(user=None) -> Client:
+    client = Client(HTTP_USER_AGENT=AGENT)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def api(token: str | None = None) -> Client:
+    headers = {"HTTP_USER_AGENT": AGENT}
+    if token:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return Client(**headers)
+
+
+def post_json(client: Client, path: str, body: dict):
+    return client.post(path, json.dumps(body), content_type="application/json")
+
+
+def api_login(user) -> dict:
+    response = post_json(api(), "/api/v1/auth/login", {"email": user.email, "password": user.raw_password})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+# --- authentication ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_browser_login_success_failure_and_logout(make_user):
+    user = make_user("viewer", password=PASSWORD)
+    client = browser()
+    with exactly_one("auth.login", outcome="failure", actor_email=user.email, actor_id="") as seen:
+        response = client.post("/accounts/login/", {"login": user.email.upper(), "password": "wrong-password-1"})
+    assert response.status_code == 200
+    assert seen.event.request_id == response["X-Request-ID"]
+    assert seen.event.metadata.get("channel") == "browser"
+
+    with exactly_one("auth.login", actor=user) as seen:
+        response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    assert seen.event.request_id == response["X-Request-ID"]
+
+    with exactly_one("auth.logout", actor=user):
+        assert client.post("/accounts/logout/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_lockout_after_five_failures_is_one_denied_event(make_user):
+    user = make_user("viewer", password=PASSWORD)
+    client = browser()
+    for _ in range(5):
+        client.post("/accounts/login/", {"login": user.email, "password": "wrong-password-1"})
+    with exactly_one("auth.lockout", outcome="denied", actor_email=user.email):
+        response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    assert response.status_code == 200  # refused even with the right password
+    assert not AuditEvent.objects.filter(action="auth.login", outcome="success").exists()
+
+
+@pytest.mark.django_db
+def test_api_login_refresh_token_reuse_and_logout(make_user):
+    user = make_user("reviewer", password=PASSWORD)
+    with exactly_one("auth.login", outcome="failure", actor_email=user.email):
+        response = post_json(api(), "/api/v1/auth/login", {"email": user.email, "password": "wrong-password-1"})
+    assert response.status_code == 401
+
+    with exactly_one("auth.login", actor=user) as seen:
+        tokens = api_login(user)
+    assert seen.event.metadata.get("channel") == "api"
+
+    rotated = post_json(api(), "/api/v1/auth/refresh", {"refresh": tokens["refresh"]})
+    assert rotated.status_code == 200
+    with exactly_one("auth.token_reuse", outcome="denied", actor=user):
+        reused = post_json(api(), "/api/v1/auth/refresh", {"refresh": tokens["refresh"]})
+    assert reused.status_code == 401
+
+    fresh = api_login(user)
+    with exactly_one("auth.logout", actor=user):
+        response = post_json(api(fresh["access"]), "/api/v1/auth/logout", {"refresh": fresh["refresh"]})
+    assert response.status_code in (200, 204)
+
+
+@pytest.mark.django_db
+def test_password_reset_request_and_completion(make_user):
+    user = make_user("viewer", password=PASSWORD)
+    client = browser()
+    with exactly_one("auth.password_reset_request"):
+        response = client.post("/accounts/password/reset/", {"email": user.email})
+    assert response.status_code == 302
+    link = re.search(r"https?://[^/\s]+(/accounts/password/reset/key/\S+)", mail.outbox[-1].body).group(1)
+    form_page = client.get(link, follow=True)
+    new_password = "another-correct-horse-7"
+    with exactly_one("auth.password_reset", actor=user, resource=f"user:{user.pk}"):
+        response = client.post(
+            form_page.redirect_chain[-1][0] if form_page.redirect_chain else link,
+            {"password1": new_password, "password2": new_password},
+        )
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_signup_email_verification(client):
+    email = "new-person@example.com"
+    signup = browser().post("/accounts/signup/", {"email": email, "password1": PASSWORD, "password2": PASSWORD})
+    assert signup.status_code == 302
+    link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+)", mail.outbox[-1].body).group(1)
+    with exactly_one("auth.email_verified", actor_email=email):
+        response = browser().post(link)
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_mfa_enrolment(make_user):
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    user = make_user("viewer", password=PASSWORD)
+    client = browser()
+    client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    page = client.get("/accounts/2fa/totp/activate/")
+    if page.status_code == 302:  # recent authentication required first
+        client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+        page = client.get("/accounts/2fa/totp/activate/")
+    assert page.status_code == 200
+    secret = page.context["form"].secret
+    import time
+
+    code = format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    before = audit_last_sequence()
+    response = client.post("/accounts/2fa/totp/activate/", {"code": code})
+    assert response.status_code == 302
+    added = AuditEvent.objects.filter(sequence__gt=before, action="mfa.added")
+    # Enrolling TOTP creates two authenticators (the TOTP secret and the recovery codes): one event each.
+    assert sorted(event.metadata["type"] for event in added) == ["recovery_codes", "totp"]
+    for event in added:
+        assert (event.actor_id, event.resource, event.outcome) == (str(user.pk), f"user:{user.pk}", "success")
+        assert (event.ip, event.user_agent) == ("127.0.0.1", AGENT)
+
+
+# --- user administration ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_role_change_and_activation_by_an_admin(make_user):
+    admin = make_user("admin")
+    target = make_user("viewer")
+    client = browser(admin)
+    with exactly_one("user.role_change", actor=admin, resource=f"user:{target.pk}"):
+        response = client.post(f"/account/users/{target.pk}/role/", {"role": "reviewer"})
+    assert response.status_code == 302
+    with exactly_one("user.deactivate", actor=admin, resource=f"user:{target.pk}"):
+        client.post(f"/account/users/{target.pk}/active/", {"active": ""})
+    with exactly_one("user.activate", actor=admin, resource=f"user:{target.pk}"):
+        client.post(f"/account/users/{target.pk}/active/", {"active": "on"})
+
+
+# --- data: import, export, destructive action ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def case(make_user):
+    from releases.models import TestCase, TestSuite
+
+    reviewer = make_user("reviewer")
+    suite = TestSuite.objects.create(name="Audit suite", product="Report Platform")
+    token = api_login(reviewer)["access"]
+    payload = {"suite": str(suite.pk), "key": "AUD-1", "title": "Audited case", "category": "smoke", "owner": "qa"}
+    with exactly_one("case.create", actor=reviewer) as seen:
+        response = post_json(api(token), "/api/v1/tests", payload)
+    assert response.status_code == 201, response.content
+    created = TestCase.objects.get(pk=response.json()["id"])
+    assert seen.event.resource == f"case:{created.pk}"
+    return created
+
+
+@pytest.mark.django_db
+def test_csv_import_and_exports(make_user, monkeypatch):
+    from imports import services as import_services
+
+    reviewer = make_user("reviewer")
+    admin = make_user("admin")
+    monkeypatch.setattr(import_services, "import_job_enqueue", lambda job_id: None)  # the worker's part runs below
+    data = (
+        "product,suite,key,title,category,task,owner,priority,tags\r\nRP,Suite A,IMP-1,Imported,smoke,login,qa,2,a\r\n"
+    )
+    upload = SimpleUploadedFile("cases.csv", data.encode(), content_type="text/csv")
+    response = browser(reviewer).post("/api/v1/imports/csv", {"file": upload})
+    assert response.status_code == 202, response.content
+    job_id = response.json()["id"]
+    with exactly_one("import.csv", actor=reviewer, resource=f"import:{job_id}", web=False) as seen:
+        import_services.import_job_process(job_id=job_id, worker="audit-test")
+    assert seen.event.metadata["rows"] == 1
+
+    rejected = SimpleUploadedFile("cases.csv", b"not,a,known,header\r\n1,2,3,4\r\n", content_type="text/csv")
+    with exactly_one("import.csv", outcome="failure", actor=reviewer):
+        assert browser(reviewer).post("/api/v1/imports/csv", {"file": rejected}).status_code == 400
+
+    with exactly_one("export.csv", actor=admin, resource="cases"):
+        exported = browser(admin).get("/api/v1/exports/cases.csv")
+    assert exported.status_code == 200
+
+
+@pytest.mark.django_db
+def test_soft_deleting_a_case_is_a_destructive_action(make_user, case):
+    viewer = make_user("viewer")
+    viewer_token = api_login(viewer)["access"]
+    with exactly_one("case.delete", outcome="denied", actor=viewer, resource=f"case:{case.pk}"):
+        refused = api(viewer_token).delete(f"/api/v1/tests/{case.pk}")
+    assert refused.status_code == 403
+    admin = make_user("admin")
+    token = api_login(admin)["access"]
+    with exactly_one("case.delete", actor=admin, resource=f"case:{case.pk}"):
+        response = api(token).delete(f"/api/v1/tests/{case.pk}")
+    assert response.status_code == 204
+
+
+# --- secrets ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_no_secret_used_in_the_flows_reaches_the_trail(make_user):
+    """Passwords (right and wrong), tokens, reset keys and TOTP-like codes never appear in any stored field."""
+    user = make_user("reviewer", password=PASSWORD)
+    client = browser()
+    client.post("/accounts/login/", {"login": user.email, "password": "wrong-password-secret-1"})
+    client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    tokens = api_login(user)
+    post_json(api(), "/api/v1/auth/refresh", {"refresh": tokens["refresh"]})
+    post_json(api(), "/api/v1/auth/refresh", {"refresh": tokens["refresh"]})  # reuse
+    browser().post("/accounts/password/reset/", {"email": user.email})
+    reset_key = re.search(r"/accounts/password/reset/key/(\S+)/", mail.outbox[-1].body).group(1)
+    post_json(api(), "/api/v1/auth/login", {"email": user.email, "password": PASSWORD, "code": "123456"})
+    secrets = [PASSWORD, "wrong-password-secret-1", tokens["access"], tokens["refresh"], reset_key, user.password]
+    trail = json.dumps([event.__dict__ for event in AuditEvent.objects.all()], default=str)
+    assert AuditEvent.objects.count() >= 5
+    for secret in secrets:
+        assert secret not in trail
+    assert audit_chain_verify().ok
