@@ -6,6 +6,7 @@ Good enough for development, demos and tests: each answer uses the real case, ru
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 HEADER = "[Offline assistant: deterministic answer computed from the data, no AI model was called]"
@@ -155,11 +156,16 @@ def _summarise_rc(v: dict) -> str:
     return "\n".join(lines)
 
 
-def _find_number(figures: Any, *names: str) -> float | None:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _find_number(figures: Any, *names: str) -> Any:
+    """The first numeric value under one of `names`, searching nested dicts (as given: never recomputed)."""
     if isinstance(figures, dict):
         for name in names:
-            if isinstance(figures.get(name), int | float) and not isinstance(figures.get(name), bool):
-                return float(figures[name])
+            if _is_number(figures.get(name)):
+                return figures[name]
         for value in figures.values():
             found = _find_number(value, *names)
             if found is not None:
@@ -167,48 +173,74 @@ def _find_number(figures: Any, *names: str) -> float | None:
     return None
 
 
+def _fmt(value: Any) -> str:
+    """A figure as the caller gave it (so a narrative cites only numbers that are in the figures)."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
 def _report_summary(v: dict) -> str:
+    """Summary, risks and recommendation from whatever figures the caller passes (reports app: `figures` with
+    totals, by_category rows, new failures, flaky cases, gate verdict). Numbers are quoted, never computed."""
     figures = _d(v.get("figures")) or v
     total = _find_number(figures, "total", "total_cases", "cases")
-    passed = _find_number(figures, "passed", "pass")
-    failed = _find_number(figures, "failed", "fail", "failures_count") or 0.0
-    pending = _find_number(figures, "pending") or 0.0
+    failed = _find_number(figures, "failed", "fail") or 0
+    pending = _find_number(figures, "pending") or 0
     rate = _find_number(figures, "pass_rate", "pass_rate_percent")
-    if rate is None and total and passed is not None:
-        rate = 100.0 * passed / total
-    if rate is not None and rate <= 1.0 and (passed or 0) > 1:
-        rate *= 100.0
-    rc = figures.get("release_candidate") or figures.get("rc") or v.get("release_candidate") or "the release candidate"
+    rc = figures.get("release_candidate") or figures.get("rc") or "the release candidate"
     if isinstance(rc, dict):
         rc = rc.get("name", "the release candidate")
-    failing_areas = _l(figures.get("failures")) or _l(figures.get("top_failures"))
-    categories = _d(figures.get("by_category"))
+    scope = f" ({figures['scope']})" if isinstance(figures.get("scope"), str) and figures.get("scope") else ""
+    total_text = f"{_fmt(total)} cases" if total is not None else "the recorded cases"
+    rate_text = f"a pass rate of {_fmt(rate)}%" if rate is not None else "no pass rate yet"
     lines = [HEADER, "Summary"]
-    rate_text = f"a pass rate of {rate:.1f}%" if rate is not None else "no pass rate given"
-    total_text = f"{int(total)} cases" if total is not None else "the recorded cases"
-    lines.append(f"{rc}: {total_text}, {rate_text}, {int(failed)} failing and {int(pending)} pending.")
+    lines.append(f"{rc}{scope}: {total_text}, {rate_text}, {_fmt(failed)} failing and {_fmt(pending)} pending.")
+    baseline = figures.get("baseline")
     previous_rate = _find_number(_d(figures.get("previous")), "pass_rate", "pass_rate_percent")
     if previous_rate is not None and rate is not None:
         trend = "up" if rate > previous_rate else "down" if rate < previous_rate else "unchanged"
-        lines.append(f"Compared with the previous RC ({previous_rate:.1f}%), the pass rate is {trend}.")
-    lines += ["", "Risks"]
-    risks = []
+        lines.append(f"Compared with the previous RC ({_fmt(previous_rate)}%), the pass rate is {trend}.")
+    elif isinstance(baseline, str) and baseline not in ("", "none"):
+        lines.append(f"Compared against {baseline}.")
+    gate = figures.get("release_gate")
+    if isinstance(gate, str) and gate:
+        lines.append(f"Release gate: {gate}.")
+
+    risks: list[str] = []
     if failed:
-        risks.append(f"- {int(failed)} failing case(s) are unresolved.")
+        risks.append(f"- {_fmt(failed)} failing case(s) are unresolved.")
     if pending:
-        risks.append(f"- {int(pending)} case(s) were not executed; their state is unknown.")
-    for name, value in list(categories.items())[:5]:
-        risks.append(f"- {name}: {as_short(value)}")
-    for item in failing_areas[:5]:
-        risks.append(f"- {as_short(item)}")
-    lines += risks or ["- No risks stand out in the figures."]
+        risks.append(f"- {_fmt(pending)} case(s) were not executed; their state is unknown.")
+    categories = figures.get("by_category")
+    if isinstance(categories, list):
+        failing = [row for row in categories if isinstance(row, dict) and _is_number(row.get("fail")) and row["fail"]]
+        failing.sort(key=lambda row: row["fail"], reverse=True)
+        for row in failing[:5]:
+            rate_part = f", pass rate {_fmt(row['pass_rate'])}%" if _is_number(row.get("pass_rate")) else ""
+            risks.append(f"- {row.get('name', '?')}: {_fmt(row['fail'])} failing{rate_part}")
+    elif isinstance(categories, dict):
+        risks += [f"- {name}: {as_short(value)}" for name, value in list(categories.items())[:5]]
+    for item in (_l(figures.get("new_failures")) or _l(figures.get("failures")))[:5]:
+        risks.append(f"- New failure: {as_short(item)}")
+    flaky = _l(figures.get("flaky_cases"))
+    if flaky:
+        risks.append(f"- Flaky cases: {', '.join(str(key) for key in flaky[:5])}")
+    for reason in _l(figures.get("gate_reasons"))[:3]:
+        risks.append(f"- Gate: {as_short(reason)}")
+    mantis = figures.get("open_mantis_issues")
+    if _is_number(mantis) and mantis:
+        risks.append(f"- {_fmt(mantis)} open Mantis issue(s) are linked to failures.")
+    lines += ["", "Risks", *(risks or ["- No risks stand out in the figures."])]
+
     lines += ["", "Recommendation"]
-    if rate is not None and rate >= 95 and not failed and not pending:
-        lines.append("Release: every executed case passes.")
+    verdict = gate.upper().replace("_", "-") if isinstance(gate, str) else ""
+    if verdict == "GO" or (not verdict and rate is not None and rate >= 95 and not failed and not pending):
+        lines.append("Release: the figures meet the release criteria.")
+    elif verdict == "NO-GO":
+        lines.append("Do not release yet: resolve the gate reasons and the failures above, then re-test.")
     elif rate is not None and rate >= 85:
         lines.append("Release with caution: fix or explicitly accept the failures listed above first.")
     elif rate is None:
-        lines.append("No recommendation: the figures do not include a pass rate.")
+        lines.append("No recommendation yet: there are no executed runs to judge.")
     else:
         lines.append("Do not release yet: the pass rate is too low; triage the failures and re-test.")
     return "\n".join(lines)

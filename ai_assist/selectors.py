@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ai_assist.breaker import breaker_states
+from ai_assist.metrics import task_label
 from ai_assist.models import AiBatchJob, AiUsageLog
 from ai_assist.prompts import ASSIST_TASKS
 from ai_assist.quotas import quota_usage
@@ -192,6 +193,7 @@ def usage_summary(*, user, days: int = 30, user_id: str | None = None) -> dict[s
     total = _bucket()
     for row in rows:
         keys = {name: row.get(field) or "(none)" for name, field in dimensions.items()}
+        keys["task"] = task_label(keys["task"])  # "report:<id>" counts as "report"
         keys["day"] = row["created_at"].strftime("%Y-%m-%d")
         for name, key in keys.items():
             _add(groups[name][key], row)

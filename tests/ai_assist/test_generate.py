@@ -59,3 +59,40 @@ def test_it_calls_the_provider_through_the_sdk_and_logs_price_and_tokens(viewer,
     assert "90.0" in log.prompt_redacted and log.response_redacted == result.text
     sent = fake_openai.requests[0]
     assert sent["model"] == "gpt-4o-mini" and sent["messages"][1]["content"].count("pass_rate: 90.0") == 1
+
+
+REPORT_FIGURES = {
+    "figures": {
+        "release_candidate": "RC-2026.11.2",
+        "scope": "all suites",
+        "totals": {"pass": 170, "fail": 22, "pending": 8, "total": 200, "pass_rate": 88.5},
+        "release_gate": "NO-GO",
+        "gate_reasons": ["pass rate below 95"],
+        "by_category": [
+            {"name": "auth", "pass": 40, "fail": 12, "pending": 0, "total": 52, "pass_rate": 76.9},
+            {"name": "billing", "pass": 60, "fail": 0, "pending": 2, "total": 62, "pass_rate": 100.0},
+            {"name": "search", "pass": 70, "fail": 10, "pending": 6, "total": 86, "pass_rate": 87.5},
+        ],
+        "baseline": "RC-2026.11.1",
+        "delta_counts": {"new_failures": 3, "fixed": 1},
+        "new_failures": ["LOGIN-001 Sign in", "SEARCH-7 Facets"],
+        "flaky_cases": ["PAY-3"],
+        "open_mantis_issues": 4,
+    }
+}
+
+
+def test_it_summarises_the_reports_figures_citing_only_given_numbers(viewer, settings):
+    import re
+
+    settings.AI_PROVIDER = "offline"
+    text = ai_generate_text(
+        user=viewer, task_id="report:abc", template_id="report_summary", variables=REPORT_FIGURES
+    ).text
+    assert "a pass rate of 88.5%, 22 failing and 8 pending" in text
+    assert "auth: 12 failing, pass rate 76.9%" in text and "billing" not in text.split("Risks")[1]
+    assert "New failure: LOGIN-001 Sign in" in text and "Flaky cases: PAY-3" in text
+    assert "Do not release yet" in text and "Release gate: NO-GO." in text
+    given = set(re.findall(r"\d+(?:\.\d+)?", str(REPORT_FIGURES)))
+    cited = set(re.findall(r"\d+(?:\.\d+)?", text))
+    assert cited <= given, cited - given
