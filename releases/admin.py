@@ -143,9 +143,6 @@ class TestCaseAdmin(admin.ModelAdmin):
         except DomainError as error:
             _report(self, request, error)
 
-    def save_related(self, request, form, formsets, change):
-        """Runs are read-only here; nothing related is saved."""
-
     @admin.action(description="Soft-delete the selected cases")
     def soft_delete_selected(self, request: HttpRequest, queryset: QuerySet[TestCase]) -> None:
         done = 0
