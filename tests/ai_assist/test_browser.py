@@ -37,3 +37,9 @@ def test_it_streams_a_triage_into_the_page(page, make_user, release_data, fake_o
     assert page.problems == []
     log = AiUsageLog.objects.get(user=user)
     assert (log.outcome, log.streamed, log.task_id) == ("success", True, "triage_failure")
+    # The usage page draws its charts from the json_script data, under the same strict CSP.
+    page.goto("/ai/usage/")
+    page.wait_for_function("() => window.Chart && Chart.getChart('ai-chart-task') !== undefined")
+    assert page.evaluate("Chart.getChart('ai-chart-task').data.labels") == ["triage_failure"]
+    assert "triage_failure" in page.locator("#ai-by-task").inner_text()
+    assert page.problems == []
