@@ -170,3 +170,10 @@ def test_the_blueprint_indexes_exist_in_mongodb(db):
     assert ("release_candidate_id", "dimension") in keys("qualitySummaries")
     assert ("release_candidate_id", "suite_id", "dimension", "key") in keys("qualitySummaries")
     assert ("suite_id", "key") in keys("testCases")
+
+
+def test_seed_demo_leaves_summaries_equal_to_the_runs(db, capsys):
+    call_command("seed_demo", "--cases-per-suite", "4")
+    capsys.readouterr()
+    assert QualitySummary.objects.exists()
+    assert _summary_counts() == _raw_counts()
