@@ -20,10 +20,13 @@ import csv
 import io
 import itertools
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy
 
 COLUMNS = (
     "product",
@@ -544,6 +547,86 @@ def open_and_map(open_chunks: Callable[[], Iterable[bytes]]) -> tuple[CsvReader,
     return reader, mapping, errors
 
 
+class _KeyLog:
+    """Natural keys seen in a file, as 64-bit hashes in flat arrays (about 30 bytes per row, whatever the row
+    holds); duplicates and conflicts are found once at the end by sorting (numpy)."""
+
+    def __init__(self) -> None:
+        self.case_hashes = array("q")
+        self.value_hashes = array("q")
+        self.case_rows = array("q")
+        self.case_only = array("b")
+        self.run_hashes = array("q")
+        self.run_rows = array("q")
+
+    def case(self, case_hash: int, value_hash: int, row: int, case_only: bool) -> None:
+        self.case_hashes.append(case_hash)
+        self.value_hashes.append(value_hash)
+        self.case_rows.append(row)
+        self.case_only.append(case_only)
+
+    def run(self, run_hash: int, row: int) -> None:
+        self.run_hashes.append(run_hash)
+        self.run_rows.append(row)
+
+    @staticmethod
+    def _sorted(hashes: array, rows: array) -> tuple[Any, Any, Any]:
+        keys = numpy.frombuffer(hashes, dtype=numpy.int64)
+        row_numbers = numpy.frombuffer(rows, dtype=numpy.int64)
+        order = numpy.lexsort((row_numbers, keys))
+        return order, keys[order], row_numbers[order]
+
+    @staticmethod
+    def _group_first(sorted_keys) -> Any:
+        """For each position of a sorted array, the position where its run of equal keys starts."""
+        count = len(sorted_keys)
+        starts = numpy.flatnonzero(numpy.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        return numpy.repeat(starts, numpy.diff(numpy.r_[starts, count]))
+
+    def errors(self, *, column: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        if len(self.case_hashes) > 1:
+            order, keys, rows = self._sorted(self.case_hashes, self.case_rows)
+            values = numpy.frombuffer(self.value_hashes, dtype=numpy.int64)[order]
+            only = numpy.frombuffer(self.case_only, dtype=numpy.int8)[order].astype(bool)
+            first = self._group_first(keys)
+            for position in numpy.flatnonzero(values != values[first]):
+                found.append(
+                    row_error(
+                        "conflicting_case",
+                        f"This case (same product, suite and key) has different values in row {rows[first[position]]}.",
+                        row=int(rows[position]),
+                        column=column,
+                    )
+                )
+            only_keys, only_rows = keys[only], rows[only]
+            if len(only_keys) > 1:
+                only_first = self._group_first(only_keys)
+                for position in numpy.flatnonzero(only_first != numpy.arange(len(only_keys))):
+                    found.append(
+                        row_error(
+                            "duplicate_key",
+                            f"This case (same product, suite and key) already appears in row "
+                            f"{only_rows[only_first[position]]}.",
+                            row=int(only_rows[position]),
+                            column=column,
+                        )
+                    )
+        if len(self.run_hashes) > 1:
+            _, keys, rows = self._sorted(self.run_hashes, self.run_rows)
+            first = self._group_first(keys)
+            for position in numpy.flatnonzero(first != numpy.arange(len(keys))):
+                found.append(
+                    row_error(
+                        "duplicate_key",
+                        f"This run (same case, RC and executed_at) already appears in row {rows[first[position]]}.",
+                        row=int(rows[position]),
+                        column=column,
+                    )
+                )
+        return sorted(found, key=lambda error: error["row"])
+
+
 def validate(
     open_chunks: Callable[[], Iterable[bytes]], *, max_rows: int, max_errors: int, preview_rows: int
 ) -> ValidationReport:
@@ -566,8 +649,7 @@ def validate(
     if header_errors:
         return report
     converter = RowConverter(mapping)
-    cases: dict[int, tuple[int, int, bool]] = {}  # hash(case key) -> (hash(values), first row, case-only seen)
-    runs: set[int] = set()
+    keys = _KeyLog()
     rcs: dict[str, None] = {}
     errors: list[dict[str, Any]] = []
     try:
@@ -589,49 +671,12 @@ def validate(
             if record is None:
                 continue
             case_hash = hash(record.case_key())
-            values_hash = hash(record.case_values())
-            seen = cases.get(case_hash)
-            key_column = converter.titles["key"]
+            keys.case(case_hash, hash(record.case_values()), row, not record.rc)
             if record.rc:
-                run_hash = hash((case_hash, record.rc, record.executed_at))
-                if run_hash in runs:
-                    report.add(
-                        row_error(
-                            "duplicate_key",
-                            f"The run of case {record.key!r} for {record.rc!r} at this executed_at appears twice.",
-                            row=row,
-                            column=key_column,
-                        ),
-                        keep=max_errors,
-                    )
-                runs.add(run_hash)
+                keys.run(hash((case_hash, record.rc, record.executed_at)), row)
                 rcs.setdefault(record.rc, None)
                 if record.executed_by and record.executed_by not in report.executed_by:
                     report.executed_by[record.executed_by] = row
-            if seen is None:
-                cases[case_hash] = (values_hash, row, not record.rc)
-            elif seen[0] != values_hash:
-                report.add(
-                    row_error(
-                        "conflicting_case",
-                        f"Case {record.key!r} has different values than in row {seen[1]}.",
-                        row=row,
-                        column=key_column,
-                    ),
-                    keep=max_errors,
-                )
-            elif not record.rc and seen[2]:
-                report.add(
-                    row_error(
-                        "duplicate_key",
-                        f"Case {record.key!r} of suite {record.suite!r} already appears in row {seen[1]}.",
-                        row=row,
-                        column=key_column,
-                    ),
-                    keep=max_errors,
-                )
-            elif not record.rc:
-                cases[case_hash] = (values_hash, seen[1], True)
     except CsvFileError as error:
         report.add(error.as_dict(), keep=max_errors)
         return report
@@ -640,6 +685,8 @@ def validate(
             row_error("no_rows", "The file has a header but no data rows.", row=reader.header_row + 1),
             keep=max_errors,
         )
+    for error in keys.errors(column=converter.titles["key"]):
+        report.add(error, keep=max_errors)
     report.release_candidates = list(rcs)
     return report
 
