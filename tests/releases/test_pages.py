@@ -162,6 +162,16 @@ def test_it_creates_and_edits_cases_and_suites_through_the_forms(reviewer_client
 
 
 INVALID_FORMS = [
+    (
+        "case_create",
+        {"suite": "zzz", "key": "N-2", "title": "t", "category": "c", "owner": "o", "priority": 3},
+        "validation_failed",
+    ),
+    (
+        "case_create",
+        {"suite": "0" * 24, "key": "N-3", "title": "t", "category": "c", "owner": "o", "priority": 3},
+        "validation_failed",
+    ),
     ("case_create", {"key": "", "title": "t", "category": "c", "owner": "o", "priority": 3}, "validation_failed"),
     ("case_create", {"key": "bad key", "title": "t", "category": "c", "owner": "o", "priority": 3}, "invalid_key"),
     ("case_create", {"key": "LOGIN-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
