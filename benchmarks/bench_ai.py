@@ -7,8 +7,8 @@ overhead per call is its wall time minus the SDK call inside it; the side-by-sid
 Targets (QUALITY.md): overhead p50 <= 1 ms, p99 <= 3 ms. The gateway makes three database round trips per call
 (quota reservation, settlement, usage log insert) and two Redis round trips (breaker admission + burst count,
 breaker record). On the embedded MongoDB stand-in each write costs ~1-2 ms idle (far more under load), so the same
-three raw pymongo writes are timed side by side as a reference, the wall-clock overhead is judged only against a
-real MongoDB, and the gateway's own CPU time per call (thread CPU time, no waiting on any server) is judged always.
+three raw pymongo writes are timed side by side as a reference, and the gateway's own CPU time per call (thread CPU
+time: no waiting on any server) is reported beside the wall-clock overhead.
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ def run() -> list[BenchRow]:
     side_by_side = statistics.median(gateway_ms) - statistics.median(bare_ms)
     standin = bool(settings.MONGODB_STANDIN)
     detail = f"{ITERATIONS} calls; bare SDK p50 {statistics.median(bare_ms):.2f} ms"
-    where = "stand-in: 3 DB writes ~" + f"{db50:.1f} ms" if standin else "real MongoDB"
+    where = f"stand-in: its 3 writes alone take {db50:.1f} ms" if standin else "real MongoDB"
     return [
-        # Wall clock, everything included. Judged against the target on a real MongoDB; on the stand-in the three
-        # writes alone exceed it (see the reference row), so there it is reported, not judged.
-        BenchRow("ai", "gateway overhead p50 (ms, wall)", p50, "<= 1 ms", p50 <= 1.0 or standin, where),
-        BenchRow("ai", "gateway overhead p99 (ms, wall)", p99, "<= 3 ms", p99 <= 3.0 or standin, where),
+        # Wall clock, everything included (the target as QUALITY.md states it). On the stand-in the three writes
+        # alone exceed it (reference row below); reported as measured.
+        BenchRow("ai", "gateway overhead p50 (ms, wall)", p50, "<= 1 ms", p50 <= 1.0, where),
+        BenchRow("ai", "gateway overhead p99 (ms, wall)", p99, "<= 3 ms", p99 <= 3.0, where),
         BenchRow("ai", "3 raw DB round trips p50 (ms)", db50, "reference", True, f"p99 {db99:.2f} ms, same server"),
         BenchRow("ai", "wall overhead net of DB p50 (ms)", net50, "reference", True, "includes 2 Redis round trips"),
         BenchRow("ai", "wall overhead net of DB p99 (ms)", net99, "reference", True, "includes 2 Redis round trips"),
