@@ -20,6 +20,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify, audit_last_sequence
+from tests.ai_assist.conftest import fake_openai, fake_openai_server, release_data  # noqa: F401 - fixtures
 
 AGENT = "audit-flow-tests/1.0"
 PASSWORD = "correct-horse-battery-9"
@@ -270,6 +271,69 @@ def test_soft_deleting_a_case_is_a_destructive_action(make_user, case):
     with exactly_one("case.delete", actor=admin, resource=f"case:{case.pk}"):
         response = api(token).delete(f"/api/v1/tests/{case.pk}")
     assert response.status_code == 204
+
+
+# --- reports --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_report_generation_and_download(make_user, settings, tmp_path, monkeypatch, release_data):  # noqa: F811
+    from reports import services as report_services
+    from reports.tasks import report_generate_task
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr(report_generate_task, "apply_async", lambda *args, **kwargs: None)  # generated below
+    reviewer = make_user("reviewer")
+    rc = release_data["run"].release_candidate
+    with exactly_one("report.generate", actor=reviewer) as seen:
+        response = browser(reviewer).post(
+            "/api/v1/reports", json.dumps({"release_candidate": str(rc.pk)}), content_type="application/json"
+        )
+    assert response.status_code == 202, response.content
+    report_id = response.json()["id"]
+    assert seen.event.resource == f"report:{report_id}"
+    report_services.report_generate(report_id=report_id)
+
+    viewer = make_user("viewer")
+    client = browser(viewer)
+    link = client.get(f"/reports/{report_id}/download/pdf/")
+    assert link.status_code == 302
+    with exactly_one("report.download", actor=viewer, resource=f"report:{report_id}") as seen:
+        download = client.get(link["Location"])
+    assert download.status_code == 200
+    assert seen.event.metadata["format"] == "pdf"
+    other = browser(make_user("viewer"))
+    with exactly_one("report.download", outcome="denied"):
+        assert other.get(link["Location"]).status_code == 403  # a link is bound to its user
+
+
+# --- AI gateway ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_ai_quota_refusal_and_breaker_trip(make_user, settings, fake_openai, release_data):  # noqa: F811
+    body = {"task": "triage_failure", "run": str(release_data["run"].pk)}
+    # Events written by the gateway carry no request (no IP/agent/request id): see the final report.
+    quotas = {role: dict(limits) for role, limits in settings.AI_QUOTAS.items()}
+    original_viewer = dict(quotas["viewer"])
+    quotas["viewer"]["daily_tokens"] = 10
+    settings.AI_QUOTAS = quotas
+    capped = make_user("viewer")
+    with exactly_one("ai.quota_refused", outcome="denied", actor=capped, web=False):
+        refused = post_json(browser(capped), "/api/v1/ai/assist", body)
+    assert refused.status_code == 429
+    assert fake_openai.request_count == 0  # refused before the provider
+
+    settings.AI_QUOTAS = {**quotas, "viewer": original_viewer}
+    settings.AI_MAX_RETRIES = 0
+    settings.AI_BREAKER = {**settings.AI_BREAKER, "failure_threshold": 2, "cooldown_seconds": 60}
+    fake_openai.script([{"status": 500}] * 2)
+    client = browser(make_user("viewer"))
+    post_json(client, "/api/v1/ai/assist", body)
+    with exactly_one("ai.breaker_opened", outcome="failure", web=False) as seen:
+        response = post_json(client, "/api/v1/ai/assist", body)
+    assert response.status_code == 503, response.content
+    assert seen.event.metadata["reason"] == "failures"
 
 
 # --- secrets ------------------------------------------------------------------------------------------------------
