@@ -87,16 +87,28 @@ class _Styles:
         self.small = ParagraphStyle("small", parent=self.body, fontSize=8, leading=10.5, textColor=MUTED)
         self.cell = ParagraphStyle("cell", parent=self.body, fontSize=8, leading=10, spaceAfter=0)
         self.h1 = ParagraphStyle(
-            "h1", parent=self.body, fontName=bold, fontSize=17, leading=22, spaceBefore=4, spaceAfter=10,
+            "h1",
+            parent=self.body,
+            fontName=bold,
+            fontSize=17,
+            leading=22,
+            spaceBefore=4,
+            spaceAfter=10,
             textColor=ACCENT,
-        )  # fmt: skip
+        )
         self.h2 = ParagraphStyle(
             "h2", parent=self.body, fontName=bold, fontSize=12.5, leading=16, spaceBefore=10, spaceAfter=6
         )
         self.title = ParagraphStyle(
-            "title", parent=self.body, fontName=bold, fontSize=28, leading=34, alignment=TA_CENTER, spaceAfter=18,
+            "title",
+            parent=self.body,
+            fontName=bold,
+            fontSize=28,
+            leading=34,
+            alignment=TA_CENTER,
+            spaceAfter=18,
             textColor=ACCENT,
-        )  # fmt: skip
+        )
         self.subtitle = ParagraphStyle(
             "subtitle", parent=self.body, fontSize=14, leading=20, alignment=TA_CENTER, spaceAfter=6
         )

@@ -497,26 +497,50 @@ def report_download_open(*, token: str, user, request: HttpRequest | None = None
     try:
         payload = signing.loads(token, salt=SIGNING_SALT, max_age=settings.REPORTS_DOWNLOAD_MAX_AGE)
     except signing.SignatureExpired:
-        audit_record(action="report.download", actor=user, resource="report:?", outcome="denied", request=request,
-                     metadata={"reason": "report_link_expired"})  # fmt: skip
+        audit_record(
+            action="report.download",
+            actor=user,
+            resource="report:?",
+            outcome="denied",
+            request=request,
+            metadata={"reason": "report_link_expired"},
+        )
         raise Forbidden(
             "This download link has expired (links last 5 minutes). Open the report and download again.",
             code="report_link_expired",
         ) from None
     except signing.BadSignature:
-        audit_record(action="report.download", actor=user, resource="report:?", outcome="denied", request=request,
-                     metadata={"reason": "report_link_invalid"})  # fmt: skip
+        audit_record(
+            action="report.download",
+            actor=user,
+            resource="report:?",
+            outcome="denied",
+            request=request,
+            metadata={"reason": "report_link_invalid"},
+        )
         raise Forbidden("This download link is not valid.", code="report_link_invalid") from None
     resource = f"report:{payload.get('r', '?')}"
     if str(payload.get("u")) != str(user.pk):
-        audit_record(action="report.download", actor=user, resource=resource, outcome="denied", request=request,
-                     metadata={"reason": "report_link_not_yours"})  # fmt: skip
+        audit_record(
+            action="report.download",
+            actor=user,
+            resource=resource,
+            outcome="denied",
+            request=request,
+            metadata={"reason": "report_link_not_yours"},
+        )
         raise Forbidden("This download link was made for another user.", code="report_link_not_yours")
     fmt = payload.get("f")
     report = Report.objects.filter(pk=ObjectId(payload["r"])).first() if ObjectId.is_valid(payload.get("r")) else None
     if report is None or fmt not in FORMATS or report.status != ReportStatus.READY:
-        audit_record(action="report.download", actor=user, resource=resource, outcome="failure", request=request,
-                     metadata={"reason": "report_not_found"})  # fmt: skip
+        audit_record(
+            action="report.download",
+            actor=user,
+            resource=resource,
+            outcome="failure",
+            request=request,
+            metadata={"reason": "report_not_found"},
+        )
         raise NotFound("That report no longer exists.", code="report_not_found")
     field, content_type, extension = FORMATS[fmt]
     name = getattr(report, field).name
@@ -544,5 +568,6 @@ def report_delete(*, report: Report, actor, request: HttpRequest | None = None) 
     Report.objects.filter(pk=report_pk).delete()
     _delete_files(names)
     _remove_other_attempts(report, keep="")
-    audit_record(action="report.delete", actor=actor, resource=f"report:{report_pk}", request=request,
-                 metadata=metadata)  # fmt: skip
+    audit_record(
+        action="report.delete", actor=actor, resource=f"report:{report_pk}", request=request, metadata=metadata
+    )

@@ -81,8 +81,9 @@ def test_it_polls_progress_until_the_report_is_ready(viewer_client, reviewer, re
     assert page.status_code == 200 and b'hx-trigger="every 1s"' in page.content
     assert b"Waiting for a worker" in page.content
 
-    Report.objects.filter(pk=report.pk).update(status="running", progress=45, stage="Rendering the PDF",
-                                               summary="RC-3: 7 cases")  # fmt: skip
+    Report.objects.filter(pk=report.pk).update(
+        status="running", progress=45, stage="Rendering the PDF", summary="RC-3: 7 cases"
+    )
     partial = viewer_client.get(f"/reports/{report.pk}/", **HTMX)
     body = partial.content.decode()
     assert "<html" not in body and 'value="45"' in body and "Rendering the PDF" in body
@@ -98,8 +99,9 @@ def test_it_polls_progress_until_the_report_is_ready(viewer_client, reviewer, re
 
 def test_it_shows_why_generation_failed(viewer_client, reviewer, report_data, enqueued):
     report = services.report_request(actor=reviewer, release_candidate="RC-3")
-    Report.objects.filter(pk=report.pk).update(status="failed", error_code="report_generation_failed",
-                                               error_message="The report could not be generated.")  # fmt: skip
+    Report.objects.filter(pk=report.pk).update(
+        status="failed", error_code="report_generation_failed", error_message="The report could not be generated."
+    )
     body = viewer_client.get(f"/reports/{report.pk}/").content.decode()
     assert 'data-code="report_generation_failed"' in body and "hx-trigger" not in body
 
