@@ -326,7 +326,14 @@ def _succeed(call: _Call, reply: ProviderReply, *, latency_s: float, streamed: b
 
 
 def _fail(
-    call: _Call, *, code: str, message: str, attempts: int, latency_s: float, partial: ProviderReply | None
+    call: _Call,
+    *,
+    code: str,
+    message: str,
+    attempts: int,
+    latency_s: float,
+    partial: ProviderReply | None,
+    provider_fault: bool = True,
 ) -> AiUnavailable:
     # A failed call is charged what demonstrably went out and came back (a broken stream's partial text).
     prompt_tokens = partial.prompt_tokens if partial and partial.text else 0
@@ -337,7 +344,10 @@ def _fail(
     cost = _cost(call, prompt_tokens, completion_tokens)
     if call.reservation is not None:
         quotas.quota_settle(reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
-    _after_provider(call, ok=False, latency_s=latency_s, cost=cost)
+    if provider_fault:
+        _after_provider(call, ok=False, latency_s=latency_s, cost=cost)
+    elif call.probe:
+        breaker.breaker_release_probe(provider=call.provider_name, model=call.model)
     _write_log(
         call,
         outcome=Outcome.FAILED,
@@ -430,8 +440,26 @@ class AiTextStream:
         self.template_id = call.template.id
         self.template_version = call.template.version
         self.usage_log_id = str(call.log_id)
+        self._started = False
+
+    def close(self) -> None:
+        """Settle a stream that was admitted but never read (the client went away before the first byte)."""
+        if not self._started:
+            self._started = True
+            _fail(
+                self.call,
+                code="ai_stream_abandoned",
+                message="The answer was never read.",
+                attempts=0,
+                latency_s=0.0,
+                partial=None,
+                provider_fault=False,
+            )
 
     def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("An AI stream can be read once.")
+        self._started = True
         call = self.call
         provider = provider_get(call.provider_name)
         request = ProviderCall(
@@ -466,6 +494,7 @@ class AiTextStream:
                     attempts=reply.attempts,
                     latency_s=time.perf_counter() - started,
                     partial=reply,
+                    provider_fault=False,  # the reader left; the provider did nothing wrong
                 )
         self.result = _succeed(call, reply, latency_s=time.perf_counter() - started, streamed=True)
 

@@ -22,24 +22,30 @@ def _line(event: dict) -> bytes:
 
 
 def ndjson_events(stream: AiTextStream, *, title: str = "") -> Iterator[bytes]:
-    yield _line(
-        {
-            "type": "meta",
-            "provider": stream.provider,
-            "offline": stream.provider == "offline",
-            "model": stream.model,
-            "template": stream.template_id,
-            "version": stream.template_version,
-            "usage_log_id": stream.usage_log_id,
-            "title": title,
-        }
-    )
     try:
-        for piece in stream:
-            yield _line({"type": "delta", "text": piece})
-    except DomainError as error:
-        yield _line({"type": "error", "code": error.code, "message": error.message})
-        return
+        yield _line(
+            {
+                "type": "meta",
+                "provider": stream.provider,
+                "offline": stream.provider == "offline",
+                "model": stream.model,
+                "template": stream.template_id,
+                "version": stream.template_version,
+                "usage_log_id": stream.usage_log_id,
+                "title": title,
+            }
+        )
+        pieces = iter(stream)
+        try:
+            for piece in pieces:
+                yield _line({"type": "delta", "text": piece})
+        except DomainError as error:
+            yield _line({"type": "error", "code": error.code, "message": error.message})
+            return
+        finally:
+            pieces.close()  # a reader that left mid-answer: logged now, not whenever the generator is collected
+    finally:
+        stream.close()  # a response closed before the first piece still gets its usage log row
     result = stream.result
     yield _line(
         {

@@ -166,3 +166,34 @@ def test_it_shows_a_viewer_only_their_own_calls_on_the_usage_page(client, make_u
     page = client.get("/ai/usage/").content.decode()
     assert "theirs@example.com" in page and "mine@example.com" not in page
     assert "your calls only" in page and "Tokens today:" in page
+
+
+def test_it_logs_streams_the_reader_abandoned_without_blaming_the_provider(viewer, release_data, fake_openai):
+    from ai_assist.breaker import breaker_state
+    from ai_assist.models import AiQuotaCounter
+    from ai_assist.services import ai_stream_text
+    from ai_assist.streaming import ndjson_events
+
+    def admitted():
+        return ai_stream_text(
+            user=viewer,
+            task_id="summarise_rc",
+            template_id="summarise_rc",
+            variables={"release_candidate": {"name": "RC-2"}, "counts": {"fail": 1}},
+        )
+
+    never_read = ndjson_events(admitted())
+    meta = json.loads(next(never_read))
+    never_read.close()
+    half_read = ndjson_events(admitted())
+    next(half_read)
+    first_piece = json.loads(next(half_read))
+    half_read.close()
+    abandoned = AiUsageLog.objects.get(pk=meta["usage_log_id"])
+    assert (abandoned.outcome, abandoned.error_code, abandoned.prompt_tokens) == ("failed", "ai_stream_abandoned", 0)
+    aborted = AiUsageLog.objects.exclude(pk=meta["usage_log_id"]).get()
+    assert aborted.error_code == "ai_stream_aborted" and aborted.response_redacted == first_piece["text"]
+    assert fake_openai.request_count == 1
+    assert breaker_state(provider="openai", model="gpt-4o-mini").failures == 0
+    counter = AiQuotaCounter.objects.get(key=f"user:{viewer.pk}")
+    assert sum(counter.tokens.values()) == aborted.total_tokens  # nothing left reserved
