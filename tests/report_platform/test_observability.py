@@ -66,6 +66,27 @@ def test_http_latency_and_error_rate_are_exported(client):
 
 
 @pytest.mark.django_db
+def test_scrape_time_collectors_of_other_apps_are_exported_in_multiprocess_mode(client):
+    from prometheus_client import REGISTRY
+    from prometheus_client.core import GaugeMetricFamily
+
+    class Probe:
+        def collect(self):
+            yield GaugeMetricFamily("rp_test_probe", "A collector registered by some app.", value=7)
+
+        def describe(self):
+            return [GaugeMetricFamily("rp_test_probe", "A collector registered by some app.")]
+
+    probe = Probe()
+    REGISTRY.register(probe)
+    try:
+        assert scrape(client)[("rp_test_probe", ())] == 7
+    finally:
+        REGISTRY.unregister(probe)
+    assert ("rp_test_probe", ()) not in scrape(client)
+
+
+@pytest.mark.django_db
 def test_queue_depth_is_read_from_the_broker_at_scrape_time(client):
     from report_platform.celery import app
     from report_platform.tasks import health_ping
