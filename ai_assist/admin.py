@@ -27,6 +27,9 @@ class AiUsageLogAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # they expire through the TTL index, never by hand
+
 
 @admin.register(AiQuotaCounter)
 class AiQuotaCounterAdmin(admin.ModelAdmin):

@@ -197,3 +197,17 @@ def test_it_logs_streams_the_reader_abandoned_without_blaming_the_provider(viewe
     assert breaker_state(provider="openai", model="gpt-4o-mini").failures == 0
     counter = AiQuotaCounter.objects.get(key=f"user:{viewer.pk}")
     assert sum(counter.tokens.values()) == aborted.total_tokens  # nothing left reserved
+
+
+def test_it_shows_usage_logs_read_only_in_the_admin(admin_client, admin_user, settings):
+    from ai_assist.services import ai_generate_text
+
+    settings.AI_PROVIDER = "offline"
+    result = ai_generate_text(
+        user=admin_user, task_id="report_summary", template_id="report_summary", variables={"total": 3}
+    )
+    listing = admin_client.get("/admin/ai_assist/aiusagelog/")
+    assert listing.status_code == 200 and "report_summary" in listing.content.decode()
+    delete = admin_client.post(f"/admin/ai_assist/aiusagelog/{result.usage_log_id}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
+    assert AiUsageLog.objects.filter(pk=result.usage_log_id).exists()
