@@ -156,3 +156,15 @@ def test_the_nav_links_the_audit_log_for_admins_only(client, make_user):
     assert LIST not in client.get("/").content.decode()
     client.force_login(make_user("admin"))
     assert f'href="{LIST}"' in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_event_ip_trusts_x_forwarded_for_only_from_a_trusted_proxy(admin_client, settings):
+    spoofed = admin_client.get(EXPORT, headers={"X-Forwarded-For": "203.0.113.7"})
+    assert spoofed.status_code == 200
+    assert AuditEvent.objects.get(action="audit.export").ip == "127.0.0.1"  # the peer; the header is ignored
+    settings.TRUSTED_PROXY_IPS = ["127.0.0.1"]
+    proxied = admin_client.get(EXPORT, headers={"X-Forwarded-For": "198.51.100.9, 203.0.113.7"})
+    assert proxied.status_code == 200
+    newest = AuditEvent.objects.filter(action="audit.export").order_by("-sequence").first()
+    assert newest.ip == "203.0.113.7"  # the nearest hop that is not one of our proxies
