@@ -111,6 +111,10 @@
     ]);
     chart("ai-chart-model", "bar", keys(data.model), [{ label: "Cost (USD)", data: pick(data.model, "cost_usd") }]);
     chart("ai-chart-rc", "bar", keys(data.rc), [{ label: "Cost (USD)", data: pick(data.rc, "cost_usd") }]);
+    chart("ai-chart-user", "bar", keys(data.user), [
+      { label: "Tokens", data: pick(data.user, "tokens") },
+      { label: "Failures", data: pick(data.user, "failures") }
+    ]);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
