@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from ai_assist import breaker, metrics, quotas
 from ai_assist.models import AiBatchItem, AiBatchJob, AiUsageLog, BatchItemStatus, BatchStatus, Outcome
@@ -32,7 +33,7 @@ from ai_assist.quotas import AiQuotaExceeded
 from ai_assist.redaction import redact, redact_value
 from audit.services import audit_record
 from releases.models import ReleaseCandidate, TestRun
-from report_platform.errors import DomainError, NotFound, ValidationFailed
+from report_platform.errors import DomainError, NotFound, ServiceUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -541,7 +542,14 @@ def ai_batch_create(*, user, task: str, release_candidate_id: str) -> AiBatchJob
     )
     job = AiBatchJob.objects.create(user=user, task=task, release_candidate=rc, total=len(run_ids))
     AiBatchItem.objects.bulk_create([AiBatchItem(batch=job, run_id=run_id) for run_id in run_ids])
-    ai_batch_run_task.delay(str(job.pk))
+    try:
+        ai_batch_run_task.delay(str(job.pk))
+    except OperationalError as error:
+        # Never "accepted, then lost": without a broker the batch is failed at once and the user told so.
+        AiBatchJob.objects.filter(pk=job.pk).update(
+            status=BatchStatus.FAILED, error="The job queue is unreachable.", finished_at=timezone.now()
+        )
+        raise ServiceUnavailable("The job queue is unreachable; the batch was not started.") from error
     return job
 
 

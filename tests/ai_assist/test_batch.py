@@ -124,3 +124,22 @@ def test_it_offers_a_batch_from_the_assist_page_and_redirects_to_its_progress(
     job = AiBatchJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/ai/batches/{job.pk}/"
     assert (job.total, job.status) == (2, "queued")
+
+
+def test_it_fails_a_batch_at_once_when_the_queue_is_unreachable(viewer_client, release_data, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from ai_assist import tasks
+
+    def broker_down(batch_id):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.ai_batch_run_task, "delay", broker_down)
+    response = viewer_client.post(
+        "/api/v1/ai/batches",
+        {"task": "triage_failure", "rc": str(release_data["rc2"].pk)},
+        content_type="application/json",
+    )
+    assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
+    job = AiBatchJob.objects.get()
+    assert (job.status, job.error) == ("failed", "The job queue is unreachable.")
