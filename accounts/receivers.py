@@ -21,18 +21,18 @@ def on_user_password_saved(sender, instance, update_fields=None, **kwargs):
         return
     stored = User.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
     if stored is not None and stored != instance.password:
-        services.token_families_revoke_for_user(user=instance, reason="password_change")
+        services.token_families_revoke_for_user(user=instance, reason="password_changed")
 
 
 @receiver(password_reset)
 def on_password_reset(sender, request, user, **kwargs):
-    services.credentials_changed(user=user, request=None, reason="password_reset")
+    services.credentials_changed(user=user, request=None, reason="password_changed")
     audit_record(action="auth.password_reset", actor=user, resource=f"user:{user.pk}", request=request)
 
 
 @receiver(password_changed)
 def on_password_changed(sender, request, user, **kwargs):
-    services.credentials_changed(user=user, request=request, reason="password_change")
+    services.credentials_changed(user=user, request=request, reason="password_changed")
     if request is not None and request.user.is_authenticated:
         # Django cycled this browser's session key: list it again under the new key.
         UserSession.objects.create_from_request(request)

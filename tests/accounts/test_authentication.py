@@ -252,7 +252,7 @@ def test_it_uses_a_reset_key_once_and_ends_sessions_and_token_families(make_user
     again = _confirm(api, uid, key, "the-newer-passphrase-2")
     assert again.status_code == 400 and again.json()["error"]["code"] == "invalid_reset_key"
     assert User.objects.get(pk=user.pk).check_password("the-new-passphrase-1")
-    assert TokenFamily.objects.get(user=user).revoked_reason == "password_reset"
+    assert TokenFamily.objects.get(user=user).revoked_reason == "password_changed"
     assert api.get("/api/v1/auth/me", HTTP_AUTHORIZATION=f"Bearer {pair['access']}").status_code == 401
     assert browser.get("/account/security/").status_code == 302  # the other browser session ended
     assert len(events("auth.password_reset")) == 1

@@ -104,7 +104,7 @@ def test_it_ends_api_logins_when_a_password_changes_outside_allauth(make_user):
         "/admin/password_change/", {"old_password": user.raw_password, "new_password1": new, "new_password2": new}
     )
     assert response.status_code == 302
-    assert TokenFamily.objects.get(user=user).revoked_reason == "password_change"
+    assert TokenFamily.objects.get(user=user).revoked_reason == "password_changed"
     Client().post("/api/v1/auth/login", {"email": user.email, "password": new}, content_type="application/json")
     user.refresh_from_db()
     user.display_name = "Renamed"
