@@ -1,0 +1,53 @@
+"""A real Celery worker whose process is killed while it renders a report: the job is redelivered and finishes,
+and nothing is downloadable before it is complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from django.core.files.storage import default_storage
+
+from ai_assist.models import AiUsageLog
+from benchmarks.bench_reports import _seed_database
+from reports import services
+from reports.models import Report
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _wait_for(predicate, timeout: float) -> Report:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = Report.objects.get()
+        if predicate(report):
+            return report
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; report is {Report.objects.get().status} at {Report.objects.get().progress} %")
+
+
+def test_it_finishes_a_report_after_its_worker_process_is_killed(celery_worker_process, make_user):
+    rc_name = _seed_database(2_000)
+    reviewer = make_user("reviewer")
+    report = services.report_request(actor=reviewer, release_candidate=rc_name)
+
+    # Kill the pool process that runs the job once it is rendering (after figures and narrative are stored).
+    running = _wait_for(lambda r: r.status == "running" and r.progress >= 45, timeout=120)
+    assert running.pdf_file.name == "" and running.attempts == 1
+    children = psutil.Process(celery_worker_process.pid).children()
+    assert len(children) == 1
+    os.kill(children[0].pid, signal.SIGKILL)
+
+    done = _wait_for(lambda r: r.status in ("ready", "failed"), timeout=180)
+    assert done.status == "ready", done.error_message
+    assert done.attempts == 2  # redelivered once, by the broker, to the new pool process
+    assert default_storage.exists(done.pdf_file.name) and default_storage.exists(done.docx_file.name)
+    folder = f"reports/{report.pk}"
+    tokens, _files = default_storage.listdir(folder)
+    assert len(tokens) == 1  # the killed delivery's leftovers were removed
+    assert AiUsageLog.objects.filter(task_id=f"report:{report.pk}").count() == 1  # narrative reused, not re-bought
+    for name in (done.pdf_file.name, done.docx_file.name):
+        default_storage.delete(name)
