@@ -10,6 +10,7 @@ restoring it adds them back. `summaries_rebuild` recomputes the documents from t
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -17,10 +18,11 @@ from typing import Any
 
 from bson import ObjectId
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, connection
+from django.db import DatabaseError, IntegrityError, connection
 from django.http import HttpRequest
 from django.utils import timezone
 from django_mongodb_backend import transaction
+from pymongo.errors import PyMongoError
 
 from accounts.permissions import require_role
 from audit.models import AuditEvent
@@ -40,6 +42,7 @@ MANTIS_IDS_PER_RUN_MAX = 20
 NOTES_MAX_LENGTH = 5000
 TAGS_MAX = 20
 BULK_RECORD_MAX = 1000
+_TRANSACTION_ATTEMPTS = 5
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 CASE_EDITABLE_FIELDS = ("suite", "key", "title", "category", "task", "owner", "priority", "tags")
 SUMMARIES = "qualitySummaries"
@@ -487,6 +490,25 @@ def _record_one(
         is_latest=False,
         created_at=_to_millis(timezone.now()),
     )
+    for attempt in range(_TRANSACTION_ATTEMPTS):
+        try:
+            return _record_in_transaction(run, case=case, release_candidate=release_candidate)
+        except (PyMongoError, DatabaseError) as error:
+            # Two runs of the same (case, RC) recorded at once: MongoDB aborts one transaction; try it again.
+            cause = error if isinstance(error, PyMongoError) else error.__cause__
+            transient = isinstance(cause, PyMongoError) and cause.has_error_label("TransientTransactionError")
+            if not transient or attempt == _TRANSACTION_ATTEMPTS - 1:
+                if transient:
+                    raise Conflict("Another run was recorded at the same moment; try again.", code="concurrent_run")
+                raise
+            run.pk = None
+            run.is_latest = False
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _record_in_transaction(run: TestRun, *, case: TestCase, release_candidate: ReleaseCandidate) -> TestRun:
+    executed_at = run.executed_at
     with transaction.atomic():
         current = (
             TestRun.objects.filter(case=case, release_candidate=release_candidate, is_latest=True)

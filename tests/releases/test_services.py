@@ -171,3 +171,36 @@ def test_it_bulk_records_one_status_for_many_cases(make_case, make_rc, reviewer,
         services.test_run_bulk_record(cases=cases, release_candidate=rc, status="fail", actor=reviewer)
     assert caught.value.code == "bulk_too_large"
     assert TestRun.objects.filter(status="fail").count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_of_one_case_leave_exactly_one_latest(make_case, make_rc, reviewer):
+    import threading
+
+    from django.db import connections
+
+    case, rc = make_case(), make_rc()
+    statuses = ["pass", "fail", "pending", "fail", "pass", "fail"]
+    errors: list[Exception] = []
+    barrier = threading.Barrier(len(statuses))
+
+    def record(status: str) -> None:
+        try:
+            barrier.wait()
+            services.test_run_record(case=case, release_candidate=rc, status=status, actor=reviewer)
+        except Conflict as error:  # allowed outcome: the caller is told to try again, nothing half-written
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=record, args=(status,)) for status in statuses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(error.code == "concurrent_run" for error in errors)
+    latest = _latest(case, rc)
+    assert len(latest) == 1
+    assert TestRun.objects.filter(case=case).count() == len(statuses) - len(errors)
+    totals = selectors.quality_summary(release_candidate=rc)["totals"]
+    assert totals["total"] == 1 and totals[latest[0].status] == 1
