@@ -143,11 +143,18 @@ def test_it_reports_a_broker_outage_at_submit_and_keeps_the_job(reviewer_client,
 
 
 def test_it_reports_a_real_unreachable_broker_at_submit(upload, reviewer, monkeypatch):
+    """The publish goes to a Redis port where nothing listens (a real connection refusal)."""
+    from imports.tasks import import_job_run
     from report_platform.celery import app
 
     job = upload(valid_file(2))
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app, "_pool", None)
+    real_apply_async = import_job_run.apply_async
+
+    def via_dead_broker(*args, **kwargs):
+        with app.connection_for_write("redis://127.0.0.1:1/0") as dead:
+            return real_apply_async(*args, connection=dead, **kwargs)
+
+    monkeypatch.setattr(import_job_run, "apply_async", via_dead_broker)
     with pytest.raises(services.ServiceUnavailable) as raised:
         services.import_job_confirm(user=reviewer, job_id=str(job.pk))
     assert raised.value.code == "broker_unavailable"
