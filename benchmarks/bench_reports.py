@@ -11,7 +11,6 @@ The 10k cases are written with pymongo, then the metric summaries are rebuilt by
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import time
 import tracemalloc
@@ -81,93 +80,15 @@ def _content(count: int):
     return sample_content(count)
 
 
-def _seed_database(count: int) -> str:
-    """A suite with `count` cases and their runs in two RCs; returns the newer RC's name."""
-    from bson import ObjectId
-    from django.db import connection
-
-    from releases.services import summaries_rebuild
-
-    database = connection.database
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    suite_id, rc1, rc2 = ObjectId(), ObjectId(), ObjectId()
-    database["testSuites"].insert_one(
-        {
-            "_id": suite_id,
-            "name": "Bench <suite> Ünïcödé",
-            "product": "Bench",
-            "description": "",
-            "created_by_id": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    database["releaseCandidates"].insert_many(
-        [
-            {"_id": rc1, "name": "BENCH-RC-1", "sequence": 900_001, "state": "released", "created_at": now},
-            {"_id": rc2, "name": "BENCH-RC-2", "sequence": 900_002, "state": "testing", "created_at": now},
-        ]
-    )
-    cases, runs = [], []
-
-    def status_of(index: int, rc_index: int) -> str:
-        # ~3 % fail, ~2 % pending; between the two RCs one case in 40 changes (a realistic RC-to-RC delta).
-        index += 7 if rc_index == 0 and index % 40 == 0 else 0
-        return "fail" if index % 33 == 0 else "pending" if index % 50 == 1 else "pass"
-
-    for index in range(count):
-        case_id = ObjectId()
-        owner, category = f"owner{index % 40}", f"category{index % 25}"
-        cases.append(
-            {
-                "_id": case_id,
-                "suite_id": suite_id,
-                "key": f"BENCH-{index:05d}",
-                "title": f"Checks the behaviour number {index} of the <checkout> flow, Ünïcödé",
-                "category": category,
-                "task": "",
-                "owner": owner,
-                "priority": 1 + index % 4,
-                "tags": [],
-                "is_deleted": False,
-                "deleted_at": None,
-                "created_by_id": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        for rc_index, rc in enumerate((rc1, rc2)):
-            status = status_of(index, rc_index)
-            runs.append(
-                {
-                    "case_id": case_id,
-                    "release_candidate_id": rc,
-                    "status": status,
-                    "mantis_ids": [10_000 + index] if status == "fail" else [],
-                    "notes": "",
-                    "executed_at": now,
-                    "executed_by_id": None,
-                    "suite_id": suite_id,
-                    "owner": owner,
-                    "category": category,
-                    "is_latest": True,
-                    "created_at": now,
-                }
-            )
-    database["testCases"].insert_many(cases)
-    database["testRuns"].insert_many(runs)
-    summaries_rebuild(release_candidate_ids=[rc1, rc2])
-    return "BENCH-RC-2"
-
-
 def _generation_job(count: int) -> tuple[float, str]:
     from unittest import mock
 
     from accounts.models import User
     from reports import services
     from reports.models import Report
+    from tests.reports.samples import seed_large_suite
 
-    rc_name = _seed_database(count)
+    rc_name = seed_large_suite(count)
     user = User.objects.create_user(email="bench-reports@example.com", password=None, role="reviewer")
     with mock.patch("reports.tasks.report_generate_task.apply_async"):
         report = services.report_request(actor=user, release_candidate=rc_name)

@@ -270,11 +270,16 @@ def _narrative_from_ai(job: _Job, headline: dict[str, Any], scope: str) -> Narra
             if time.monotonic() - last_write > 0.4:
                 job.write(summary="".join(pieces), stage="Writing the summary (AI)")
                 last_write = time.monotonic()
+    except LeaseLost:
+        raise
     except DomainError as error:
         reason = {"ai_quota_exceeded": "AI quota exceeded", "ai_unavailable": "AI unavailable"}.get(
             error.code, f"AI error: {error.code}"
         )
         return fallback_narrative(headline, scope=scope, note=reason)
+    except Exception as error:  # the AI is optional: any failure of it still yields the report
+        logger.warning("report narrative: AI call failed", exc_info=error)
+        return fallback_narrative(headline, scope=scope, note="AI unavailable")
     result = stream.result
     text = "".join(pieces)
     cost = Decimal(str(result.cost)) if result is not None else Decimal("0")

@@ -254,3 +254,40 @@ def test_it_requeues_stale_running_jobs(report_data, reviewer, enqueued, media_r
 def test_it_ignores_unknown_and_malformed_job_ids(db):
     assert services.report_generate(report_id="not-an-id") is None
     assert services.report_generate(report_id="0123456789abcdef01234567") is None
+
+
+def test_it_falls_back_when_the_ai_gateway_breaks_unexpectedly(report_data, reviewer, generate, monkeypatch):
+    def broken(**kwargs):
+        raise ConnectionError("redis for quotas is down")
+
+    monkeypatch.setattr("ai_assist.services.ai_stream_text", broken)
+    report = generate(reviewer, report_data.rc3)
+    assert report.status == "ready" and report.summary_source == "fallback" and report.summary_note == "AI unavailable"
+
+
+def test_it_counts_outcomes_and_times_each_format(report_data, reviewer, generate):
+    from prometheus_client import REGISTRY
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "requested": sample("rp_reports_total", outcome="requested"),
+        "ready": sample("rp_reports_total", outcome="ready"),
+        "pdf": sample("rp_report_duration_seconds_count", format="pdf"),
+        "docx": sample("rp_report_duration_seconds_count", format="docx"),
+    }
+    generate(reviewer, report_data.rc3)
+    assert sample("rp_reports_total", outcome="requested") == before["requested"] + 1
+    assert sample("rp_reports_total", outcome="ready") == before["ready"] + 1
+    assert sample("rp_report_duration_seconds_count", format="pdf") == before["pdf"] + 1
+    assert sample("rp_report_duration_seconds_count", format="docx") == before["docx"] + 1
+
+
+def test_it_shows_reports_read_only_in_the_django_admin(client, admin_user, report_data, reviewer, generate):
+    report = generate(reviewer, report_data.rc3)
+    client.force_login(admin_user)
+    listing = client.get("/admin/reports/report/")
+    assert listing.status_code == 200 and b"RC-3" in listing.content
+    assert client.get(f"/admin/reports/report/{report.pk}/change/").status_code == 200
+    assert client.get("/admin/reports/report/add/").status_code == 403

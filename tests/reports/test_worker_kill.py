@@ -12,9 +12,9 @@ import pytest
 from django.core.files.storage import default_storage
 
 from ai_assist.models import AiUsageLog
-from benchmarks.bench_reports import _seed_database
 from reports import services
 from reports.models import Report
+from tests.reports.samples import seed_large_suite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def _wait_for(predicate, timeout: float) -> Report:
 
 
 def test_it_finishes_a_report_after_its_worker_process_is_killed(celery_worker_process, make_user):
-    rc_name = _seed_database(2_000)
+    rc_name = seed_large_suite(2_000)
     reviewer = make_user("reviewer")
     report = services.report_request(actor=reviewer, release_candidate=rc_name)
 
