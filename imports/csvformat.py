@@ -229,37 +229,49 @@ class CsvReader:
         try:
             return read()
         except UnicodeDecodeError as error:
-            line = _locate_decode_error(self._open_chunks())
-            raise CsvFileError(
-                "invalid_encoding",
-                f"Line {line} is not valid UTF-8 (Latin-1 or Windows-1252?); save the file as UTF-8.",
-                row=line,
-            ) from error
+            self._raise_decode_error(error)
+
+    def _raise_decode_error(self, error: UnicodeDecodeError) -> None:
+        line = _locate_decode_error(self._open_chunks())
+        raise CsvFileError(
+            "invalid_encoding",
+            f"Line {line} is not valid UTF-8 (Latin-1 or Windows-1252?); save the file as UTF-8.",
+            row=line,
+        ) from error
+
+    def _raise_csv_error(self, error: csv.Error, row: int) -> None:
+        text = str(error)
+        for marker, code, message in _CSV_ERROR_CODES:
+            if marker in text:
+                raise CsvFileError(code, message.format(limit=csv.field_size_limit()), row=row) from error
+        raise CsvFileError("malformed_csv", f"The CSV is malformed: {text}.", row=row) from error
 
     def _next_record(self) -> list[str] | None:
         try:
             record = next(self._reader)
         except StopIteration:
             return None
-        except UnicodeDecodeError:
-            return self._guard(lambda: next(self._reader))
+        except UnicodeDecodeError as error:
+            self._raise_decode_error(error)
         except csv.Error as error:
-            text = str(error)
-            for marker, code, message in _CSV_ERROR_CODES:
-                if marker in text:
-                    raise CsvFileError(code, message.format(limit=csv.field_size_limit()), row=self._row + 1) from error
-            raise CsvFileError("malformed_csv", f"The CSV is malformed: {text}.", row=self._row + 1) from error
+            self._raise_csv_error(error, self._row + 1)
         self._row += 1
         return record
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
-        next_record = self._next_record
-        while True:
-            record = next_record()
-            if record is None:
-                return
-            if record:
-                yield self._row, record
+        # The hot loop: one csv record per step, no per-row method calls.
+        row = self._row
+        try:
+            for record in self._reader:
+                row += 1
+                if record:
+                    yield row, record
+        except UnicodeDecodeError as error:
+            self._raise_decode_error(error)
+        except csv.Error as error:
+            self._raise_csv_error(error, row + 1)
+        finally:
+            self._row = row
 
 
 @dataclass
