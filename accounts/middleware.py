@@ -43,7 +43,8 @@ class AccountsMiddleware:
             and not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
         ):
             if request.path.startswith("/api/"):
-                # The browser session is refused by the API too (bearer tokens are checked at API login).
+                # The browser session is refused by the API too, whatever else the request carries (an invalid
+                # bearer token would fall back to the session); bearer tokens are refused at API login.
                 return render_error(
                     request,
                     status=403,
@@ -74,8 +75,6 @@ class AccountsMiddleware:
     @staticmethod
     def _exempt(request: HttpRequest) -> bool:
         path = request.path
-        if request.path.startswith("/api/") and "Authorization" in request.headers:
-            return True  # bearer tokens: the API login already refused unenrolled privileged users
         if path.startswith(settings.STATIC_URL) or path in ("/healthz", "/metrics"):
             return True
         return any(path == reverse(name) for name in _ALLOWED_URL_NAMES)

@@ -380,6 +380,7 @@ def test_it_makes_mfa_mandatory_for_reviewers_and_admins_on_every_page(settings,
             response = client.get(path)
             assert response.status_code == 302 and response["Location"] == "/accounts/2fa/totp/activate/", path
         assert client.get("/api/v1/auth/me").status_code == 403
+        assert client.get("/api/v1/auth/me", HTTP_AUTHORIZATION="Bearer junk").status_code == 403
         assert _api_login(Client(), user.email, user.raw_password).json()["error"]["code"] == "mfa_enrolment_required"
     client = Client()
     client.force_login(viewer)
