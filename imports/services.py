@@ -153,6 +153,8 @@ def import_job_create(*, user, upload: UploadedFile, dry_run: bool, request: Htt
     if duplicate is not None:
         _chunks_delete(job.pk)
         job.delete()
+        if duplicate.status == Status.PREVIEWED and not dry_run:
+            return import_job_confirm(user=user, job_id=str(duplicate.pk), request=request)
         return duplicate
     report = csvformat.validate(
         lambda: chunks_open(job.pk),

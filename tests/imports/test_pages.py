@@ -80,3 +80,22 @@ def test_it_returns_404_for_unknown_or_foreign_jobs(reviewer_client, make_user, 
     assert reviewer_client.get(reverse("imports:import_detail", args=["zzz"])).status_code == 404
     job = upload(valid_file(1), user=make_user("reviewer"))
     assert reviewer_client.get(reverse("imports:import_detail", args=[job.pk])).status_code == 404
+
+
+def test_it_lists_jobs_read_only_in_the_django_admin(admin_client, upload):
+    job = upload(valid_file(1))
+    page = admin_client.get(reverse("admin:imports_importjob_changelist"))
+    assert page.status_code == 200 and job.filename in page.content.decode()
+    assert admin_client.get(reverse("admin:imports_importjob_add")).status_code == 403
+
+
+def test_it_confirms_a_waiting_duplicate_when_uploaded_again_without_dry_run(reviewer_client, monkeypatch):
+    sent = []
+    monkeypatch.setattr(services, "import_job_enqueue", lambda job_id: sent.append(str(job_id)))
+    first = reviewer_client.post(
+        "/api/v1/imports/csv", {"file": SimpleUploadedFile("a.csv", valid_file(2)), "dry_run": "1"}
+    )
+    assert first.json()["status"] == "previewed"
+    second = reviewer_client.post("/api/v1/imports/csv", {"file": SimpleUploadedFile("a.csv", valid_file(2))})
+    assert second.json()["id"] == first.json()["id"] and second.json()["status"] == "queued"
+    assert sent == [first.json()["id"]]
