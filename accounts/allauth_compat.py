@@ -11,7 +11,8 @@ non-integer `IntegerField` subclasses, delete this module and the `install()` ca
 
 The MFA login step records `{"method": "mfa", "id": authenticator.pk}` in the session, which Django's JSON session
 serializer cannot encode for an ObjectId; `SessionSerializer` below (settings.SESSION_SERIALIZER) writes ObjectIds
-as their hex string. allauth only displays that id, never looks it up.
+as their hex string. allauth only displays that id, never looks it up. The same serializer encrypts the TOTP secret
+that allauth keeps in the session while enrolment is pending, so no stored document shows a TOTP secret in clear.
 
 Recovery codes: `RecoveryCodes.validate_code` relies on `select_for_update()` inside `transaction.atomic` to use a
 code once; on MongoDB both are no-ops, so two concurrent logins could spend the same code. `validate_recovery_code`
@@ -75,10 +76,28 @@ class _ObjectIdEncoder(json.JSONEncoder):
 
 
 class SessionSerializer(JSONSerializer):
-    """Django's JSON session serializer, writing ObjectIds as 24-hex strings."""
+    """Django's JSON session serializer, writing ObjectIds as 24-hex strings and the pending TOTP secret encrypted
+    with the MFA adapter's key (the session document is stored in MongoDB)."""
 
     def dumps(self, obj) -> bytes:
+        from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+
+        from accounts.adapters import MFAAdapter
+
+        if isinstance(obj, dict) and isinstance(obj.get(SECRET_SESSION_KEY), str):
+            obj = {**obj, SECRET_SESSION_KEY: MFAAdapter().encrypt(obj[SECRET_SESSION_KEY])}
         return json.dumps(obj, separators=(",", ":"), cls=_ObjectIdEncoder).encode("latin-1")
+
+    def loads(self, data: bytes):
+        from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+
+        from accounts.adapters import ENCRYPTED_PREFIX, MFAAdapter
+
+        obj = super().loads(data)
+        value = obj.get(SECRET_SESSION_KEY) if isinstance(obj, dict) else None
+        if isinstance(value, str) and value.startswith(ENCRYPTED_PREFIX):
+            obj[SECRET_SESSION_KEY] = MFAAdapter().decrypt(value)
+        return obj
 
 
 _installed = False

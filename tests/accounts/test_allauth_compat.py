@@ -74,3 +74,13 @@ def test_it_lets_exactly_one_of_ten_concurrent_uses_of_a_recovery_code_win(make_
     stored = Authenticator.objects.get(user=user, type="recovery_codes")
     assert stored.data["used_mask"] == 1 << 3
     assert not RecoveryCodes(stored).validate_code(code)
+
+
+def test_it_encrypts_the_pending_totp_secret_in_the_stored_session():
+    from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY, generate_totp_secret
+
+    secret = generate_totp_secret()
+    serializer = allauth_compat.SessionSerializer()
+    stored = serializer.dumps({SECRET_SESSION_KEY: secret, "other": 1})
+    assert secret.encode() not in stored and b"fernet:" in stored
+    assert serializer.loads(stored) == {SECRET_SESSION_KEY: secret, "other": 1}

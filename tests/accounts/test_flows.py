@@ -6,7 +6,8 @@ import re
 
 import pytest
 from allauth.mfa.models import Authenticator
-from django.core import mail
+from django.core import mail, signing
+from django.db import connection
 
 from accounts.models import User
 from tests.accounts.helpers import events, last_link, totp_now
@@ -37,6 +38,13 @@ def _enrol_totp(client, password=PASSWORD) -> str:
         r'value="([A-Z2-7]{32})"', page.content.decode()
     )
     secret = secret.group(1)
+    # While enrolment is pending allauth keeps the secret in the session: the stored document shows no secret.
+    raw = [
+        signing.loads(d["session_data"], salt="django.contrib.sessions.SessionStore", serializer=signing.JSONSerializer)
+        for d in connection.database["django_session"].find()
+    ]
+    pending = [r["mfa.totp.secret"] for r in raw if "mfa.totp.secret" in r]
+    assert pending and all(value.startswith("fernet:") and secret not in value for value in pending)
     response = client.post("/accounts/2fa/totp/activate/", {"code": totp_now(secret)})
     assert response.status_code == 302, response.content.decode()[:2000]
     return secret
