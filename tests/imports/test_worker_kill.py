@@ -59,14 +59,11 @@ def start_worker(transactional_db):
         raise RuntimeError("worker did not answer a ping within 30 s")
 
     yield start
+    # The test is over: no warm shutdown (it would wait for retries still queued); the next test purges the queue.
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _cases_file(rows: int) -> bytes:
