@@ -9,6 +9,11 @@ behaviour, and a probe that tells when the server is fixed so the workaround can
    lookup hits it). Fix: flatten nested specs to dotted paths (`{"a.b": 1}`), which MongoDB defines as equivalent.
 2. `$unionWith` with a `$documents` pipeline and no `coll`: emitted only by backend 6.x; 5.2.x (ours) does not,
    so there is nothing to work around (a test pins that our `count()` never emits it).
+3. `$addFields`/`$set` with an embedded-document spec (`{"a": {"b": "$a.b"}}`) REPLACES the embedded document
+   instead of merging into it as MongoDB documents. The backend emits it for `select_related()`, so the joined
+   object lost its `_id` (`Permission.objects.select_related("content_type")` gave no content type; the Group
+   admin's add page returned a 500). Fix: the same flattening to dotted paths, which MongoDB defines as equivalent.
+   Found in this project; not listed in DESIGN.md.
 """
 
 from __future__ import annotations
@@ -38,15 +43,15 @@ def flatten_projection(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]
 
 
 def rewrite_pipeline(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the pipeline with every `$project` stage flattened (also inside `$lookup`/`$facet` sub-pipelines)."""
+    """Return the pipeline with `$project`/`$addFields`/`$set` stages flattened, also in sub-pipelines."""
     rewritten = []
     for stage in pipeline:
         if not isinstance(stage, dict) or len(stage) != 1:
             rewritten.append(stage)
             continue
         ((operator, body),) = stage.items()
-        if operator == "$project" and isinstance(body, dict):
-            rewritten.append({"$project": flatten_projection(body)})
+        if operator in ("$project", "$addFields", "$set") and isinstance(body, dict):
+            rewritten.append({operator: flatten_projection(body)})
         elif operator in ("$lookup", "$unionWith") and isinstance(body, dict) and "pipeline" in body:
             rewritten.append({operator: {**body, "pipeline": rewrite_pipeline(body["pipeline"])}})
         elif operator == "$facet" and isinstance(body, dict):

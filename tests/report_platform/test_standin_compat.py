@@ -85,3 +85,31 @@ def test_count_never_emits_union_with_documents(make_user):
         standin_compat.Collection.aggregate = original
     assert pipelines, "count() should aggregate"
     assert "$unionWith" not in repr(pipelines)
+
+
+@pytest.mark.django_db
+def test_add_fields_merges_into_an_embedded_document():
+    """Correct MongoDB behaviour for workaround 3: `$addFields` with an embedded-document spec merges."""
+    collection = connection.database["standin_probe"]
+    collection.insert_one({"_id": 1, "a": {"_id": 7, "b": 2, "c": 3}})
+    result = list(collection.aggregate([{"$addFields": {"a": {"b": "$a.b"}}}]))
+    assert result == [{"_id": 1, "a": {"_id": 7, "b": 2, "c": 3}}]
+
+
+@pytest.mark.django_db
+def test_select_related_loads_the_joined_object():
+    permission = Permission.objects.select_related("content_type").get(codename="view_group")
+    assert permission.content_type.app_label == "auth"
+    assert permission.content_type.pk is not None
+
+
+@pytest.mark.django_db
+def test_probe_standin_still_replaces_embedded_documents_in_add_fields():
+    """When this fails, the stand-in is fixed: delete workaround 3 ($addFields/$set) from standin_compat.py."""
+    if not settings.MONGODB_STANDIN:
+        assert standin_compat.Collection.aggregate is standin_compat._original_aggregate
+        return
+    collection = connection.database["standin_probe"]
+    collection.insert_one({"_id": 1, "a": {"_id": 7, "b": 2}})
+    raw = list(standin_compat._original_aggregate(collection, [{"$addFields": {"a": {"b": "$a.b"}}}]))
+    assert raw == [{"_id": 1, "a": {"b": 2}}]
