@@ -87,6 +87,44 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
+# The newest event's sequence and hash, kept in one document so that appending never has to find the newest event
+# (a sorted query; O(n) on servers that do not sort by index, such as the embedded stand-in). The events stay the
+# source of truth: the head is rebuilt from them when it is missing, and repaired when an append finds it behind.
+CHAIN_HEAD_COLLECTION = "auditChainHead"
+_HEAD_ID = "head"
+
+
+def _head_collection():
+    from django.db import connection
+
+    return connection.database[CHAIN_HEAD_COLLECTION]
+
+
+def _newest_event() -> dict[str, Any]:
+    last = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
+    return {"sequence": last.sequence, "hash": last.hash} if last else {"sequence": 0, "hash": GENESIS_HASH}
+
+
+def _chain_head(*, repair: bool = False) -> dict[str, Any]:
+    """The chain head; with `repair` (after losing an append race, or when a writer died between its insert and
+    its head update) moved forward to the newest stored event first."""
+    collection = _head_collection()
+    head = None if repair else collection.find_one({"_id": _HEAD_ID})
+    if head is None:
+        newest = _newest_event()
+        collection.update_one({"_id": _HEAD_ID}, {"$setOnInsert": newest}, upsert=True)
+        _chain_head_advance(sequence=newest["sequence"], hash_=newest["hash"])
+        head = collection.find_one({"_id": _HEAD_ID})
+    return {"sequence": head["sequence"], "hash": head["hash"]}
+
+
+def _chain_head_advance(*, sequence: int, hash_: str) -> None:
+    """Move the head forward only (a slower writer never moves it back)."""
+    _head_collection().update_one(
+        {"_id": _HEAD_ID, "sequence": {"$lt": sequence}}, {"$set": {"sequence": sequence, "hash": hash_}}
+    )
+
+
 def audit_record(
     *,
     action: str,
@@ -116,19 +154,18 @@ def audit_record(
     }
     # The unique sequence makes concurrent writers retry instead of forking the chain; a short random back-off
     # spreads the retries of many writers that lost the same race.
+    head = _chain_head()
     for attempt in range(_APPEND_ATTEMPTS):
-        last = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
-        event = AuditEvent(
-            sequence=(last.sequence + 1) if last else 1,
-            previous_hash=last.hash if last else GENESIS_HASH,
-            **fields,
-        )
+        event = AuditEvent(sequence=head["sequence"] + 1, previous_hash=head["hash"], **fields)
         event.hash = event_hash(event)
         try:
             event.save(force_insert=True)
-            return event
         except IntegrityError:
             time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+            head = _chain_head(repair=True)
+            continue
+        _chain_head_advance(sequence=event.sequence, hash_=event.hash)
+        return event
     raise RuntimeError(f"Could not append to the audit chain after {_APPEND_ATTEMPTS} attempts")
 
 

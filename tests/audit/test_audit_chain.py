@@ -221,3 +221,34 @@ def test_the_api_has_no_operation_that_writes_audit_events():
     for path, operations in schema["paths"].items():
         if "audit" in path:
             assert set(operations) <= {"get"}, path
+
+
+@pytest.mark.django_db
+def test_the_chain_head_is_rebuilt_when_missing_and_repaired_when_behind(reviewer):
+    from django.db import connection
+
+    from audit.services import CHAIN_HEAD_COLLECTION
+
+    heads = connection.database[CHAIN_HEAD_COLLECTION]
+    for index in range(3):
+        audit_record(action="case.update", actor=reviewer, resource=f"case:{index}")
+    assert heads.find_one({"_id": "head"})["sequence"] == 3
+    heads.delete_many({})  # lost (e.g. a partial restore): rebuilt from the events
+    assert audit_record(action="case.update", actor=reviewer).sequence == 4
+    # A writer that died between its insert and its head update leaves the head behind: the next append repairs it.
+    heads.update_one({"_id": "head"}, {"$set": {"sequence": 2, "hash": "stale"}})
+    assert audit_record(action="case.update", actor=reviewer).sequence == 5
+    report = audit_chain_verify()
+    assert report.ok and report.checked == 5
+
+
+@pytest.mark.django_db
+def test_a_deleted_newest_event_is_detected_once_the_chain_moves_on(reviewer):
+    from django.db import connection
+
+    for index in range(3):
+        audit_record(action="case.update", actor=reviewer, resource=f"case:{index}")
+    connection.database["auditEvents"].delete_one({"sequence": 3})
+    audit_record(action="case.update", actor=reviewer, resource="case:after")
+    report = audit_chain_verify()
+    assert (report.first_broken_sequence, report.reason) == (3, "an event is missing")
