@@ -96,6 +96,14 @@ def audit_event_page(
 
 
 def audit_last_sequence() -> int:
-    """The sequence of the newest event (0 for an empty trail)."""
+    """The sequence of the newest event (0 for an empty trail), from the chain head document (one read, whatever
+    the trail's size); from the events themselves when there is no head yet."""
+    from django.db import connection
+
+    from audit.services import CHAIN_HEAD_COLLECTION
+
+    head = connection.database[CHAIN_HEAD_COLLECTION].find_one({"_id": "head"}, {"sequence": 1})
+    if head is not None:
+        return head["sequence"]
     last = AuditEvent.objects.order_by("-sequence").only("sequence").first()
     return last.sequence if last else 0
