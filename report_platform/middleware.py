@@ -16,6 +16,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 access_log = get_logger("report_platform.access")
+# Paths that carry a one-time secret (password-reset and email-confirmation keys) are logged with it masked.
+_SECRET_IN_PATH = re.compile(r"^(/accounts/password/reset/key/|/accounts/confirm-email/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    return _SECRET_IN_PATH.sub(r"\1[redacted]", path)
 
 
 class RequestIdMiddleware:
@@ -34,7 +40,7 @@ class RequestIdMiddleware:
         access_log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=loggable_path(request.path),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             user_id=str(user.pk) if user is not None and user.is_authenticated else None,

@@ -340,8 +340,41 @@ def test_ai_quota_refusal_and_breaker_trip(make_user, settings, fake_openai, rel
 
 
 @pytest.mark.django_db
-def test_no_secret_used_in_the_flows_reaches_the_trail(make_user):
-    """Passwords (right and wrong), tokens, reset keys and TOTP-like codes never appear in any stored field."""
+def test_no_secret_used_in_the_flows_reaches_the_trail_or_the_logs(make_user):
+    """Passwords (right and wrong), tokens, reset keys and TOTP-like codes never appear in any stored field, nor in
+    any JSON log line written meanwhile."""
+    import logging
+
+    from report_platform.logging import JsonFormatter
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect(level=logging.DEBUG)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous_level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        secrets = _run_flows_with_secrets(make_user)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    trail = json.dumps([event.__dict__ for event in AuditEvent.objects.all()], default=str)
+    assert AuditEvent.objects.count() >= 5
+    log_text = "\n".join(lines)
+    assert '"event": "request"' in log_text
+    for secret in secrets:
+        assert secret not in trail
+        assert secret not in log_text
+    assert audit_chain_verify().ok
+
+
+def _run_flows_with_secrets(make_user) -> list[str]:
     user = make_user("reviewer", password=PASSWORD)
     client = browser()
     client.post("/accounts/login/", {"login": user.email, "password": "wrong-password-secret-1"})
@@ -351,10 +384,20 @@ def test_no_secret_used_in_the_flows_reaches_the_trail(make_user):
     post_json(api(), "/api/v1/auth/refresh", {"refresh": tokens["refresh"]})  # reuse
     browser().post("/accounts/password/reset/", {"email": user.email})
     reset_key = re.search(r"/accounts/password/reset/key/(\S+)/", mail.outbox[-1].body).group(1)
+    browser().get(f"/accounts/password/reset/key/{reset_key}/")  # the key is in the path: not in the access log
+    signup = browser().post(
+        "/accounts/signup/", {"email": "fresh@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert signup.status_code == 302
+    confirm_key = re.search(r"/accounts/confirm-email/([^/\s]+)/", mail.outbox[-1].body).group(1)
+    browser().get(f"/accounts/confirm-email/{confirm_key}/")
     post_json(api(), "/api/v1/auth/login", {"email": user.email, "password": PASSWORD, "code": "123456"})
-    secrets = [PASSWORD, "wrong-password-secret-1", tokens["access"], tokens["refresh"], reset_key, user.password]
-    trail = json.dumps([event.__dict__ for event in AuditEvent.objects.all()], default=str)
-    assert AuditEvent.objects.count() >= 5
-    for secret in secrets:
-        assert secret not in trail
-    assert audit_chain_verify().ok
+    return [
+        PASSWORD,
+        "wrong-password-secret-1",
+        tokens["access"],
+        tokens["refresh"],
+        reset_key.split("-", 1)[1],  # "<uid>-<token>": the token part is the secret
+        confirm_key,
+        user.password,
+    ]

@@ -270,3 +270,18 @@ def test_a_counter_incremented_in_a_real_worker_reaches_the_web_metrics_and_logs
             worker.kill()
             worker.wait()
         app.control.purge()
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/accounts/password/reset/key/3-abc123secret/", "/accounts/password/reset/key/[redacted]/"),
+        ("/accounts/confirm-email/MTpzZWNyZXQ/", "/accounts/confirm-email/[redacted]/"),
+        ("/accounts/login/", "/accounts/login/"),
+        ("/api/v1/tests", "/api/v1/tests"),
+    ],
+)
+def test_one_time_keys_in_paths_are_masked_in_the_access_log(path, logged):
+    from report_platform.middleware import loggable_path
+
+    assert loggable_path(path) == logged
