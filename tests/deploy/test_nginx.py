@@ -427,3 +427,33 @@ def test_nginx_terminates_tls_redirects_http_and_proxies_to_the_upstream():
         response, _ = https_request(site, "GET", "/static/missing.css")
         assert response.status == 404
         assert len(upstream.requests) == requests_before
+
+
+def test_the_access_log_is_json_and_masks_one_time_keys_in_urls():
+    with (
+        recording_upstream() as upstream,
+        nginx_prefix(
+            upstream=f"127.0.0.1:{upstream.server_address[1]}", http_port=free_port(), https_port=free_port()
+        ) as site,
+        running_nginx(site),
+    ):
+        https_request(site, "GET", "/accounts/password/reset/key/3-s3cr3tt0ken/?next=/")
+        https_request(site, "GET", "/accounts/confirm-email/MTpjb25maXJt/")
+        https_request(site, "GET", "/tests/?rc=RC1")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = [
+                json.loads(line)
+                for line in (site["prefix"] / "nginx.log").read_text().splitlines()
+                if line.startswith("{")
+            ]
+            if len(lines) >= 3:
+                break
+            time.sleep(0.05)
+        uris = [line["uri"] for line in lines]
+        assert "/accounts/password/reset/key/[redacted]/?next=/" in uris
+        assert "/accounts/confirm-email/[redacted]/" in uris
+        assert "/tests/?rc=RC1" in uris
+        text = (site["prefix"] / "nginx.log").read_text()
+        assert "s3cr3tt0ken" not in text and "MTpjb25maXJt" not in text
+        assert upstream.requests[0]["path"] == "/accounts/password/reset/key/3-s3cr3tt0ken/?next=/"  # unchanged
