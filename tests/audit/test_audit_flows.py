@@ -195,6 +195,12 @@ def test_mfa_enrolment(make_user):
         assert (event.actor_id, event.resource, event.outcome) == (str(user.pk), f"user:{user.pk}", "success")
         assert (event.ip, event.user_agent) == ("127.0.0.1", AGENT)
 
+    before = audit_last_sequence()
+    assert client.post("/accounts/2fa/totp/deactivate/").status_code == 302
+    removed = AuditEvent.objects.filter(sequence__gt=before, action="mfa.removed")
+    assert sorted(event.metadata["type"] for event in removed) == ["recovery_codes", "totp"]
+    assert {(event.actor_id, event.ip) for event in removed} == {(str(user.pk), "127.0.0.1")}
+
 
 # --- user administration ------------------------------------------------------------------------------------------
 
@@ -305,6 +311,10 @@ def test_report_generation_and_download(make_user, settings, tmp_path, monkeypat
     other = browser(make_user("viewer"))
     with exactly_one("report.download", outcome="denied"):
         assert other.get(link["Location"]).status_code == 403  # a link is bound to its user
+
+    admin = make_user("admin")
+    with exactly_one("report.delete", actor=admin, resource=f"report:{report_id}"):
+        assert browser(admin).delete(f"/api/v1/reports/{report_id}").status_code == 204
 
 
 # --- AI gateway ---------------------------------------------------------------------------------------------------
