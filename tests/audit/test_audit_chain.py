@@ -252,3 +252,29 @@ def test_a_deleted_newest_event_is_detected_once_the_chain_moves_on(reviewer):
     audit_record(action="case.update", actor=reviewer, resource="case:after")
     report = audit_chain_verify()
     assert (report.first_broken_sequence, report.reason) == (3, "an event is missing")
+
+
+@pytest.mark.django_db
+def test_concurrent_processes_never_fork_the_chain():
+    """Three real processes (own MongoClient each) append at the same moment."""
+    import time as time_module
+
+    from django.db import connection
+
+    start_at = time_module.time() + 4  # all three wait for the same instant after their Django start-up
+    script = (
+        "import time, django; django.setup()\n"
+        "from audit.services import audit_record\n"
+        f"time.sleep(max(0, {start_at} - time.time()))\n"
+        "for n in range(15): audit_record(action='case.update', resource=f'case:{__import__(\"os\").getpid()}-{n}')\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "report_platform.settings.test",
+        "MONGODB_NAME": connection.settings_dict["NAME"],
+    }
+    processes = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env) for _ in range(3)]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0]
+    assert sorted(AuditEvent.objects.values_list("sequence", flat=True)) == list(range(1, 46))
+    report = audit_chain_verify()
+    assert report.ok and report.checked == 45
