@@ -279,6 +279,33 @@ def test_soft_deleting_a_case_is_a_destructive_action(make_user, case):
     assert response.status_code == 204
 
 
+@pytest.mark.django_db
+def test_recording_a_run(make_user, case):
+    from releases.models import ReleaseCandidate
+
+    reviewer = make_user("reviewer")
+    ReleaseCandidate.objects.create(name="RC-AUDIT", sequence=1)
+    token = api_login(reviewer)["access"]
+    with exactly_one("run.record", actor=reviewer) as seen:
+        response = post_json(api(token), f"/api/v1/tests/{case.pk}/runs", {"rc": "RC-AUDIT", "status": "fail"})
+    assert response.status_code == 201, response.content
+    assert seen.event.resource == f"run:{response.json()['id']}"
+    assert (seen.event.metadata["status"], seen.event.metadata["case"]) == ("fail", str(case.pk))
+
+
+@pytest.mark.django_db
+def test_password_change(make_user):
+    user = make_user("viewer", password=PASSWORD)
+    client = browser(user)
+    new_password = "yet-another-horse-42"
+    with exactly_one("auth.password_change", actor=user, resource=f"user:{user.pk}"):
+        response = client.post(
+            "/accounts/password/change/",
+            {"oldpassword": PASSWORD, "password1": new_password, "password2": new_password},
+        )
+    assert response.status_code == 302
+
+
 # --- reports --------------------------------------------------------------------------------------------------
 
 
