@@ -280,14 +280,6 @@ LOGGING = {
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 
-# --- releases ---
-# Release gate: an RC is GO when its pass rate (latest runs) reaches this percentage and no more than this many
-# priority-1 cases newly fail against the previous RC.
-RELEASES_GATE_MIN_PASS_RATE = float(env_str("RELEASES_GATE_MIN_PASS_RATE", "95"))
-RELEASES_GATE_MAX_NEW_P1_FAILURES = int(env_str("RELEASES_GATE_MAX_NEW_P1_FAILURES", "0"))
-# The quality dashboard's live region polls this often (seconds).
-RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS", "10"))
-
 # --- accounts --------------------------------------------------------------------------------------------------
 # JWT API tokens (accounts/tokens.py). JWT_SIGNING_KEYS="kid1:secret1,kid2:secret2": the first key signs, every key
 # verifies (rotation: put the new key first, drop the old one after the refresh lifetime). Without it, a key is
@@ -309,6 +301,24 @@ MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 USERSESSIONS_TRACK_ACTIVITY = False  # accounts.middleware records "last seen" at most every 5 minutes instead
 SESSION_SERIALIZER = "accounts.allauth_compat.SessionSerializer"  # allauth's MFA step stores an ObjectId
 PASSWORD_RESET_TIMEOUT = 3600  # reset links (Django's token generator, used by allauth) expire after 1 h
+
+# --- imports ---------------------------------------------------------------------------------------------------
+# CSV import/export (imports app; format documented in README "CSV import and export"). nginx's
+# client_max_body_size is 20m to match CSV_MAX_UPLOAD_BYTES.
+CSV_MAX_UPLOAD_BYTES = env_int("CSV_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+CSV_MAX_ROWS = env_int("CSV_MAX_ROWS", 250_000)  # data rows per file (the header not counted)
+CSV_MAX_ERRORS_KEPT = 1000  # validation errors stored and shown per job; the total is always counted
+CSV_PREVIEW_ROWS = 20
+CSV_IMPORT_BATCH_ROWS = env_int("CSV_IMPORT_BATCH_ROWS", 1000)
+CSV_IMPORT_LEASE_SECONDS = env_int("CSV_IMPORT_LEASE_SECONDS", 60)  # a worker renews it after every batch
+CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
+CSV_IMPORT_RETRY_DELAY_SECONDS = env_int("CSV_IMPORT_RETRY_DELAY_SECONDS", 10)
+CSV_IMPORT_QUEUED_STALE_SECONDS = env_int("CSV_IMPORT_QUEUED_STALE_SECONDS", 600)
+CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.import_jobs_sweep", "schedule": 60.0}
+# How often a worker looks for unacknowledged messages past the visibility timeout (a killed worker's import is
+# then redelivered); kombu's default is every ~100 s.
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10)
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env_int("CELERY_UNACKED_RESTORE_THROTTLE", 1)
 
 # --- ai_assist -------------------------------------------------------------------------------------------------
 # Provider: "offline" (deterministic answers from the task metadata, no network) or "openai" (the openai SDK
@@ -349,23 +359,14 @@ AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each 
 AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
 AI_BATCH_MAX_ITEMS = 200
 
-# --- imports ---------------------------------------------------------------------------------------------------
-# CSV import/export (imports app; format documented in README "CSV import and export"). nginx's
-# client_max_body_size is 20m to match CSV_MAX_UPLOAD_BYTES.
-CSV_MAX_UPLOAD_BYTES = env_int("CSV_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
-CSV_MAX_ROWS = env_int("CSV_MAX_ROWS", 250_000)  # data rows per file (the header not counted)
-CSV_MAX_ERRORS_KEPT = 1000  # validation errors stored and shown per job; the total is always counted
-CSV_PREVIEW_ROWS = 20
-CSV_IMPORT_BATCH_ROWS = env_int("CSV_IMPORT_BATCH_ROWS", 1000)
-CSV_IMPORT_LEASE_SECONDS = env_int("CSV_IMPORT_LEASE_SECONDS", 60)  # a worker renews it after every batch
-CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
-CSV_IMPORT_RETRY_DELAY_SECONDS = env_int("CSV_IMPORT_RETRY_DELAY_SECONDS", 10)
-CSV_IMPORT_QUEUED_STALE_SECONDS = env_int("CSV_IMPORT_QUEUED_STALE_SECONDS", 600)
-CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.import_jobs_sweep", "schedule": 60.0}
-# How often a worker looks for unacknowledged messages past the visibility timeout (a killed worker's import is
-# then redelivered); kombu's default is every ~100 s.
-CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10)
-CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env_int("CELERY_UNACKED_RESTORE_THROTTLE", 1)
+# --- reports ---------------------------------------------------------------------------------------------------
+# Release reports (reports app). Files go through Django's storage API (STORAGES["default"]; README "Report files").
+REPORTS_FONT_DIR = env_str("REPORTS_FONT_DIR", "/usr/share/fonts/truetype/dejavu")  # DejaVuSans(-Bold).ttf
+REPORTS_STORAGE_PREFIX = "reports"  # storage folder; one subfolder per report
+REPORTS_DOWNLOAD_MAX_AGE = 300  # seconds a signed download link stays valid
+REPORTS_MAX_ATTEMPTS = 3  # deliveries of one generation job before it is failed (a poison job never loops)
+REPORTS_LEASE_SECONDS = 600  # a running job not heard from for this long is stale (re-queued or failed)
+CELERY_BEAT_SCHEDULE["reports-recover-stale"] = {"task": "reports.recover_stale", "schedule": 300.0}
 
 # --- operations: metrics (report_platform/observability.py) ----------------------------------------------------
 # prometheus_client multiprocess mode: every process (web workers, Celery) writes its metrics to files here and
@@ -402,12 +403,10 @@ METRICS_STALE_JOB_SOURCES = {
     },
 }
 
-# --- reports ---------------------------------------------------------------------------------------------------
-# Release reports (reports app). Files go through Django's storage API (STORAGES["default"]; README "Report files").
-REPORTS_FONT_DIR = env_str("REPORTS_FONT_DIR", "/usr/share/fonts/truetype/dejavu")  # DejaVuSans(-Bold).ttf
-REPORTS_STORAGE_PREFIX = "reports"  # storage folder; one subfolder per report
-REPORTS_DOWNLOAD_MAX_AGE = 300  # seconds a signed download link stays valid
-REPORTS_MAX_ATTEMPTS = 3  # deliveries of one generation job before it is failed (a poison job never loops)
-REPORTS_LEASE_SECONDS = 600  # a running job not heard from for this long is stale (re-queued or failed)
-CELERY_BEAT_SCHEDULE["reports-recover-stale"] = {"task": "reports.recover_stale", "schedule": 300.0}
-
+# --- releases ---
+# Release gate: an RC is GO when its pass rate (latest runs) reaches this percentage and no more than this many
+# priority-1 cases newly fail against the previous RC.
+RELEASES_GATE_MIN_PASS_RATE = float(env_str("RELEASES_GATE_MIN_PASS_RATE", "95"))
+RELEASES_GATE_MAX_NEW_P1_FAILURES = int(env_str("RELEASES_GATE_MAX_NEW_P1_FAILURES", "0"))
+# The quality dashboard's live region polls this often (seconds).
+RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS", "10"))
