@@ -103,7 +103,7 @@ def burst_check(*, count: int, limits: Limits, now: datetime | None = None) -> N
 
 
 def _counters():
-    return connection.get_database()[COLLECTION]
+    return connection.database[COLLECTION]
 
 
 def quota_reserve(*, user_id: str, limits: Limits, tokens: int, cost: float, now: datetime | None = None):

@@ -168,7 +168,7 @@ def usage_summary(*, user, days: int = 30, user_id: str | None = None) -> dict[s
         match["user_id"] = user.pk
     elif user_id:
         match["user_id"] = _object_id(user_id, "user")
-    rows = connection.get_database()[AiUsageLog._meta.db_table].aggregate(
+    rows = connection.database[AiUsageLog._meta.db_table].aggregate(
         [
             {"$match": match},
             {

@@ -165,7 +165,7 @@ def _write_log(
         "batch_id": call.batch_id,
         "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
     }
-    connection.get_database()[AiUsageLog._meta.db_table].insert_one(document)
+    connection.database[AiUsageLog._meta.db_table].insert_one(document)
 
 
 def _refuse(call: _Call, error: DomainError) -> DomainError:

@@ -69,7 +69,7 @@ def run() -> list[BenchRow]:
     template = template_get("report_summary")
     messages = template.render(variables)
     bare_client = openai.OpenAI(api_key=settings.OPENAI_API_KEY, base_url=server.url, timeout=30, max_retries=0)
-    database = connection.get_database()
+    database = connection.database
     scratch = database["benchAiRoundTrips"]
     scratch.insert_one({"_id": "counter", "tokens": {}, "cost": {}})
 

@@ -8,13 +8,13 @@ TTL_INDEX = "ailog_created_ttl"
 
 def create_ttl_index(apps, schema_editor):
     seconds = int(getattr(settings, "AI_USAGE_LOG_TTL_DAYS", 90)) * 24 * 3600
-    schema_editor.connection.get_database()["aiUsageLogs"].create_index(
+    schema_editor.connection.database["aiUsageLogs"].create_index(
         "created_at", name=TTL_INDEX, expireAfterSeconds=seconds
     )
 
 
 def drop_ttl_index(apps, schema_editor):
-    schema_editor.connection.get_database()["aiUsageLogs"].drop_index(TTL_INDEX)
+    schema_editor.connection.database["aiUsageLogs"].drop_index(TTL_INDEX)
 
 
 class Migration(migrations.Migration):

@@ -18,7 +18,7 @@ def _events(response) -> list[dict]:
 
 
 def test_it_creates_the_usage_log_ttl_index():
-    indexes = connection.get_database()["aiUsageLogs"].index_information()
+    indexes = connection.database["aiUsageLogs"].index_information()
     ttl = [spec for spec in indexes.values() if "expireAfterSeconds" in spec]
     assert ttl == [{**ttl[0], "key": [("created_at", 1)], "expireAfterSeconds": 90 * 24 * 3600}]
 

@@ -124,3 +124,31 @@ def test_the_password_hasher_is_bcrypt_sha256_at_cost_12():
     assert encoded.startswith("bcrypt_sha256$$2b$12$")
     # No truncation surprise at 72 bytes: the tail matters.
     assert not hasher.verify("a" * 100 + "tail-2", encoded)
+
+
+def test_make_run_set_up_works_with_dev_settings_where_debug_logs_every_query(tmp_path):
+    """`make run` migrates and seeds with dev settings (DEBUG on: the backend wraps the database in a query-logging
+    proxy). Runs in a fresh database of the test server, dropped afterwards."""
+    import pymongo
+
+    name = f"devcheck_{uuid.uuid4().hex[:8]}"
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "report_platform.settings.dev",
+        "MONGODB_NAME": name,
+        "REPORT_PLATFORM_VAR_DIR": str(tmp_path),
+    }
+    try:
+        for command in (["migrate", "--no-input", "-v", "0"], ["seed_demo", "--cases-per-suite", "2"]):
+            result = subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=settings.BASE_DIR,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+        assert "reviewer@demo.local" in result.stdout
+    finally:
+        pymongo.MongoClient(os.environ["MONGODB_URI"]).drop_database(name)
