@@ -21,24 +21,9 @@ import time
 from pathlib import Path
 
 from benchmarks.table import BenchRow
+from imports.csvformat import COLUMNS
 
-HEADER = [
-    "product",
-    "suite",
-    "key",
-    "title",
-    "category",
-    "task",
-    "owner",
-    "priority",
-    "tags",
-    "rc",
-    "status",
-    "mantis_ids",
-    "notes",
-    "executed_at",
-    "executed_by",
-]
+HEADER = list(COLUMNS)
 
 
 def _rows_env(name: str, default: str) -> list[int]:
