@@ -51,6 +51,22 @@ def _render_form(request: HttpRequest, template: str, context: dict[str, Any], *
     return render(request, partial, context, status=status)
 
 
+def _form_page(request: HttpRequest, template: str, context: dict[str, Any], *, save, success_url):
+    """The form cycle of every create/edit page: show, validate, call the service, redirect or re-render the error.
+
+    `save(cleaned_data)` calls the service and returns the saved object; `success_url(obj)` is where to go next."""
+    form = context["form"]
+    if request.method == "POST":
+        if not form.is_valid():
+            return _render_form(request, template, context, error=_invalid(form))
+        try:
+            saved = save(form.cleaned_data)
+        except DomainError as error:
+            return _render_form(request, template, context, error=error)
+        return redirect(success_url(saved))
+    return _render_form(request, template, context)
+
+
 def _rc_from(value: str, *, default_current: bool = True) -> ReleaseCandidate | None:
     if value:
         return selectors.release_candidate_by_name_or_id(value=value)
@@ -162,16 +178,13 @@ def case_detail(request: HttpRequest, pk: str) -> HttpResponse:
 def case_create(request: HttpRequest) -> HttpResponse:
     initial = {"suite": request.GET.get("suite")} if request.GET.get("suite") else {}
     form = CaseForm(request.POST or None, initial=initial)
-    context = {"form": form, "mode": "create"}
-    if request.method == "POST":
-        if not form.is_valid():
-            return _render_form(request, "releases/case_form.html", context, error=_invalid(form))
-        try:
-            case = services.case_create(**form.cleaned_data, actor=request.user, request=request)
-        except DomainError as error:
-            return _render_form(request, "releases/case_form.html", context, error=error)
-        return redirect("releases:case_detail", pk=str(case.pk))
-    return _render_form(request, "releases/case_form.html", context)
+    return _form_page(
+        request,
+        "releases/case_form.html",
+        {"form": form, "mode": "create"},
+        save=lambda data: services.case_create(**data, actor=request.user, request=request),
+        success_url=lambda case: reverse("releases:case_detail", kwargs={"pk": str(case.pk)}),
+    )
 
 
 @role_required("reviewer")
@@ -189,16 +202,13 @@ def case_edit(request: HttpRequest, pk: str) -> HttpResponse:
         "tags": ", ".join(case.tags),
     }
     form = CaseForm(request.POST or None, initial=initial)
-    context = {"form": form, "case": case, "mode": "edit"}
-    if request.method == "POST":
-        if not form.is_valid():
-            return _render_form(request, "releases/case_form.html", context, error=_invalid(form))
-        try:
-            services.case_update(case=case, actor=request.user, request=request, **form.cleaned_data)
-        except DomainError as error:
-            return _render_form(request, "releases/case_form.html", context, error=error)
-        return redirect("releases:case_detail", pk=str(case.pk))
-    return _render_form(request, "releases/case_form.html", context)
+    return _form_page(
+        request,
+        "releases/case_form.html",
+        {"form": form, "case": case, "mode": "edit"},
+        save=lambda data: services.case_update(case=case, actor=request.user, request=request, **data),
+        success_url=lambda _saved: reverse("releases:case_detail", kwargs={"pk": str(case.pk)}),
+    )
 
 
 @role_required("viewer")  # the service checks for admin, so a refusal is audited
@@ -272,16 +282,13 @@ def suite_detail(request: HttpRequest, pk: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def suite_create(request: HttpRequest) -> HttpResponse:
     form = SuiteForm(request.POST or None)
-    context = {"form": form, "mode": "create"}
-    if request.method == "POST":
-        if not form.is_valid():
-            return _render_form(request, "releases/suite_form.html", context, error=_invalid(form))
-        try:
-            suite = services.suite_create(**form.cleaned_data, actor=request.user, request=request)
-        except DomainError as error:
-            return _render_form(request, "releases/suite_form.html", context, error=error)
-        return redirect("releases:suite_detail", pk=str(suite.pk))
-    return _render_form(request, "releases/suite_form.html", context)
+    return _form_page(
+        request,
+        "releases/suite_form.html",
+        {"form": form, "mode": "create"},
+        save=lambda data: services.suite_create(**data, actor=request.user, request=request),
+        success_url=lambda suite: reverse("releases:suite_detail", kwargs={"pk": str(suite.pk)}),
+    )
 
 
 @role_required("reviewer")
@@ -292,16 +299,13 @@ def suite_edit(request: HttpRequest, pk: str) -> HttpResponse:
         request.POST or None,
         initial={"name": suite.name, "product": suite.product, "description": suite.description},
     )
-    context = {"form": form, "suite": suite, "mode": "edit"}
-    if request.method == "POST":
-        if not form.is_valid():
-            return _render_form(request, "releases/suite_form.html", context, error=_invalid(form))
-        try:
-            services.suite_update(suite=suite, actor=request.user, request=request, **form.cleaned_data)
-        except DomainError as error:
-            return _render_form(request, "releases/suite_form.html", context, error=error)
-        return redirect("releases:suite_detail", pk=pk)
-    return _render_form(request, "releases/suite_form.html", context)
+    return _form_page(
+        request,
+        "releases/suite_form.html",
+        {"form": form, "suite": suite, "mode": "edit"},
+        save=lambda data: services.suite_update(suite=suite, actor=request.user, request=request, **data),
+        success_url=lambda _saved: reverse("releases:suite_detail", kwargs={"pk": pk}),
+    )
 
 
 # --- release candidates ------------------------------------------------------------------------------------------
