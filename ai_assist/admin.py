@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from ai_assist.models import AiBatchItem, AiBatchJob, AiQuotaCounter, AiUsageLog
+from ai_assist.models import AiBatchItem, AiBatchJob, AiUsageLog
 
 
 @admin.register(AiUsageLog)
@@ -29,12 +29,6 @@ class AiUsageLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # they expire through the TTL index, never by hand
-
-
-@admin.register(AiQuotaCounter)
-class AiQuotaCounterAdmin(admin.ModelAdmin):
-    list_display = ("key", "updated_at")
-    readonly_fields = ("key", "tokens", "cost", "updated_at")
 
 
 class AiBatchItemInline(admin.TabularInline):

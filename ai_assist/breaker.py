@@ -16,30 +16,37 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from ai_assist import redis_store
+from ai_assist import post_call, redis_store
 
 STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
-# KEYS[1] state hash; ARGV: now, cooldown
-_ADMIT = """
+# The admission step, a fragment of the one admission script of ai_assist/quotas.py (breaker, burst and quotas are
+# decided in one round trip). KEYS[1] state hash; ARGV[1] now, ARGV[2] cooldown. Sets `verdict`:
+# 'closed' (go), 'probe' (go, as the half-open probe) or 'open' (fail fast).
+ADMIT_LUA = """
+local verdict = 'closed'
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'closed' then return 'closed' end
-local now = tonumber(ARGV[1])
-local cooldown = tonumber(ARGV[2])
-local opened = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0')
-if state == 'open' then
-  if now - opened >= cooldown then
-    redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_at', ARGV[1])
-    return 'probe'
+if state and state ~= 'closed' then
+  local now = tonumber(ARGV[1])
+  local cooldown = tonumber(ARGV[2])
+  if state == 'open' then
+    local opened = tonumber(redis.call('HGET', KEYS[1], 'opened_at') or '0')
+    if now - opened >= cooldown then
+      redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_at', ARGV[1])
+      verdict = 'probe'
+    else
+      verdict = 'open'
+    end
+  else
+    local probe = tonumber(redis.call('HGET', KEYS[1], 'probe_at') or '0')
+    if probe == 0 or now - probe >= cooldown then
+      redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
+      verdict = 'probe'
+    else
+      verdict = 'open'
+    end
   end
-  return 'open'
 end
-local probe = tonumber(redis.call('HGET', KEYS[1], 'probe_at') or '0')
-if probe == 0 or now - probe >= cooldown then
-  redis.call('HSET', KEYS[1], 'probe_at', ARGV[1])
-  return 'probe'
-end
-return 'open'
 """
 
 # KEYS: state hash, latency list, cost bucket.
@@ -100,55 +107,47 @@ def _config() -> dict:
     return settings.AI_BREAKER
 
 
-def _state_key(provider: str, model: str) -> str:
+def state_key(provider: str, model: str) -> str:
     return redis_store.key(f"breaker:{provider}:{model}")
 
 
 _scripts: dict[tuple[int, str], object] = {}
 
 
-def _script(source: str):
+def script(source: str):
+    """A registered Lua script (EVALSHA, loaded on first use); pass `client=pipeline` to queue it."""
     client = redis_store.client()
     cache_key = (id(client), source)
-    script = _scripts.get(cache_key)
-    if script is None:
-        script = _scripts[cache_key] = client.register_script(source)
-    return script
-
-
-def breaker_admit(*, provider: str, model: str, count_key: str | None = None, count_ttl: int = 120):
-    """'closed' (go), 'probe' (go, as the half-open probe) or 'open' (fail fast).
-
-    With `count_key`, the same Redis round trip also counts one request under that key (the burst counter) and
-    the answer is `(state, count)`.
-    """
-    now = timezone.now().timestamp()
-    arguments = {"keys": [_state_key(provider, model)], "args": [repr(now), _config()["cooldown_seconds"]]}
-    if count_key is None:
-        return _script(_ADMIT)(**arguments)
-    client = redis_store.client()
-    pipe = client.pipeline(transaction=False)
-    _script(_ADMIT)(**arguments, client=pipe)
-    pipe.set(redis_store.key(count_key), 0, ex=count_ttl, nx=True)  # EXPIRE NX needs Redis 7; ours may be 6.2
-    pipe.incr(redis_store.key(count_key))
-    state, _, count = pipe.execute()
-    return state, int(count)
+    found = _scripts.get(cache_key)
+    if found is None:
+        found = _scripts[cache_key] = client.register_script(source)
+    return found
 
 
 def breaker_release_probe(*, provider: str, model: str) -> None:
     """A probe that never reached the provider (e.g. refused by a quota) frees the slot for the next caller."""
-    redis_store.client().hset(_state_key(provider, model), "probe_at", "0")
+    redis_store.client().hset(state_key(provider, model), "probe_at", "0")
 
 
 def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cost: float, probe: bool) -> str:
     """Record one call's result; returns the new state, or 'tripped:<reason>' when this call opened the circuit."""
+    found, keys, args = record_command(
+        provider=provider, model=model, ok=ok, latency_s=latency_s, cost=cost, probe=probe
+    )
+    return found(keys=keys, args=args)
+
+
+def record_command(*, provider: str, model: str, ok: bool, latency_s: float, cost: float, probe: bool):
+    """The record script with its keys and arguments, for `redis_store.Batch.script` (the gateway sends it in one
+    round trip with the quota settlement and the usage row)."""
     config = _config()
     now = timezone.now().timestamp()
     interval = int(config["cost_interval_seconds"])
     bucket = redis_store.key(f"breaker:{provider}:{model}:cost:{math.floor(now / interval)}")
-    return _script(_RECORD)(
-        keys=[_state_key(provider, model), redis_store.key(f"breaker:{provider}:{model}:latency"), bucket],
-        args=[
+    return (
+        script(_RECORD),
+        [state_key(provider, model), redis_store.key(f"breaker:{provider}:{model}:latency"), bucket],
+        [
             repr(now),
             "1" if ok else "0",
             repr(latency_s),
@@ -166,8 +165,9 @@ def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cos
 
 
 def breaker_state(*, provider: str, model: str) -> BreakerState:
+    post_call.wait()  # results of this process's finished calls are recorded first
     fields = ("state", "reason", "opened_at", "failures", "trips")
-    values = redis_store.client().hmget(_state_key(provider, model), fields)
+    values = redis_store.client().hmget(state_key(provider, model), fields)
     data = {name: value for name, value in zip(fields, values, strict=True) if value is not None}
     return BreakerState(
         provider=provider,

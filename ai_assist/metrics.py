@@ -81,5 +81,9 @@ _registered: list[BreakerStateCollector] = []
 def register_collectors() -> None:
     """Called from AppConfig.ready(); registers the breaker collector once per process."""
     if not _registered:
+        from ai_assist import post_call
+        from report_platform.observability import BEFORE_SCRAPE
+
         _registered.append(BreakerStateCollector())
         REGISTRY.register(_registered[0])
+        BEFORE_SCRAPE.append(post_call.wait)  # counters of finished calls are updated on the post-call thread

@@ -1,7 +1,7 @@
 """AI assistance data: one usage log per call (blueprint `aiUsageLogs`), quota counters, batch jobs.
 
 `aiUsageLogs` expires after 90 days through a TTL index on `created_at` (created in migration 0002).
-Quota counters are one document per user; the reservation is a single conditional `$inc` (ai_assist/quotas.py).
+Quota counters live in Redis, reserved and settled by Lua scripts (ai_assist/quotas.py), re-seeded from the logs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,21 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "Failed"  # the provider was called and failed (after retries)
 
 
+class UsageLogManager(models.Manager):
+    """Read-your-writes: rows still queued in Redis (ai_assist/usage_buffer.py) are moved to MongoDB before any
+    queryset is built, so pages, the API, the admin, quota seeding and exports see every call made so far."""
+
+    def get_queryset(self):
+        from ai_assist import usage_buffer
+
+        usage_buffer.flush_quietly()
+        return super().get_queryset()
+
+
 class AiUsageLog(models.Model):
-    """One row per AI call, whatever the outcome. Prompt and response are stored redacted and truncated."""
+    """One row per AI call, whatever the outcome. Prompt and response are stored redacted and truncated.
+
+    The gateway writes rows through a Redis list that is drained in batches (ai_assist/usage_buffer.py)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     user_email = models.CharField(max_length=254, blank=True)
@@ -53,6 +66,8 @@ class AiUsageLog(models.Model):
     batch_id = models.CharField(max_length=24, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = UsageLogManager()
+
     class Meta:
         db_table = "aiUsageLogs"
         ordering = ["-created_at"]
@@ -64,22 +79,6 @@ class AiUsageLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} {self.model} {self.outcome}"
-
-
-class AiQuotaCounter(models.Model):
-    """Per-user quota counters. Written only through ai_assist/quotas.py (raw conditional `$inc` on
-    `tokens.d<YYYYMMDD>` and `cost.<period key>`); this model exists for the collection, the admin and tests."""
-
-    key = models.CharField(max_length=40, unique=True)
-    tokens = models.JSONField(default=dict)
-    cost = models.JSONField(default=dict)
-    updated_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        db_table = "aiQuotaCounters"
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class BatchStatus(models.TextChoices):

@@ -1,28 +1,70 @@
-"""Quotas, checked before a provider is called.
+"""Quotas, checked before a provider is called, in the shared Redis: deciding a call costs one round trip.
 
-- Burst: requests per user per minute, an atomic Redis `INCR` on a per-minute key (sent in the same round trip as
-  the circuit breaker's admission, ai_assist/breaker.py).
-- Daily token cap and cost ceiling (per day or month, by role): one counter document per user in `aiQuotaCounters`
-  holding `tokens.d<YYYYMMDD>` and `cost.<d<YYYYMMDD>|m<YYYYMM>>`. The worst-case usage of a call is reserved by ONE
-  conditional `$inc` whose filter says "there is still room for this reservation"; MongoDB applies a
-  single-document update atomically, so of many concurrent callers exactly as many succeed as the budget allows.
-  After the call the reservation is settled with the real usage (a second `$inc` of the difference).
+`admit` runs one Lua script (Redis runs a script alone, so it is atomic across every web and worker process):
+  circuit breaker admission (states of ai_assist/breaker.py) -> burst: requests per user per minute
+  -> daily token cap and cost ceiling (per day or month, by role): the call's worst case is reserved only if it fits.
+Of many concurrent callers exactly as many get through as the budget allows. After the call the reservation is
+settled with the real usage (`settle_on`, queued on the caller's pipeline with the breaker record and the usage row).
+
+Counters: `rp:ai:quota:<user>:t:d<YYYYMMDD>` (tokens) and `rp:ai:quota:<user>:c:<d<YYYYMMDD>|m<YYYYMM>>` (cost in
+integer nano-dollars: exact, and INCRBYFLOAT crashed the embedded redis-server 6.2.14). They expire two days after
+their period. A missing counter (a new period, or Redis lost its data) is seeded from `aiUsageLogs`, the sum of the
+period's rows, before the call is decided: a Redis restart never hands out a fresh budget.
 Period keys come from `timezone.now()`, so counters start from zero on the day (or month) boundary.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bson import ObjectId
 from django.conf import settings
-from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
-from pymongo.errors import DuplicateKeyError
 
+from ai_assist import breaker, post_call, redis_store
 from report_platform.errors import DomainError
 
-COLLECTION = "aiQuotaCounters"
+NANO = 1_000_000_000
+
+# KEYS: breaker state hash, burst counter, token counter, cost counter.
+# ARGV: now, cooldown, burst ttl, burst limit, tokens reserved, token cap, cost reserved (nano), cost cap (nano).
+# Returns {verdict, burst count, tokens used, cost used}; verdict closed | probe (admitted) | open | burst | tokens |
+# cost (refused, nothing reserved) | seed (a counter is missing: nothing counted, seed it and ask again).
+_ADMIT = (
+    breaker.ADMIT_LUA
+    + """
+local function refuse(reason, count, tokens, cost)
+  if verdict == 'probe' then redis.call('HSET', KEYS[1], 'probe_at', '0') end
+  return {reason, count, tokens, cost}
+end
+if verdict == 'open' then return {'open', 0, 0, 0} end
+local tokens = redis.call('GET', KEYS[3])
+local cost = redis.call('GET', KEYS[4])
+if not tokens or not cost then return refuse('seed', 0, 0, 0) end
+redis.call('SET', KEYS[2], 0, 'EX', tonumber(ARGV[3]), 'NX')
+local count = redis.call('INCR', KEYS[2])
+if count > tonumber(ARGV[4]) then return refuse('burst', count, 0, 0) end
+tokens = tonumber(tokens)
+cost = tonumber(cost)
+if tokens + tonumber(ARGV[5]) > tonumber(ARGV[6]) then return refuse('tokens', count, tokens, cost) end
+if cost + tonumber(ARGV[7]) > tonumber(ARGV[8]) then return refuse('cost', count, tokens, cost) end
+redis.call('INCRBY', KEYS[3], ARGV[5])
+redis.call('INCRBY', KEYS[4], ARGV[7])
+return {verdict, count, tokens, cost}
+"""
+)
+
+# KEYS: token counter, cost counter. ARGV: token delta, cost delta (nano). A counter that vanished meanwhile is
+# left alone (it is re-seeded from the logs, which include this call) rather than recreated with a negative value.
+_SETTLE = """
+for i = 1, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+"""
 
 
 class AiQuotaExceeded(DomainError):
@@ -41,11 +83,16 @@ class Limits:
 
 @dataclass
 class Reservation:
-    key: str
-    token_field: str
-    cost_field: str
+    token_key: str
+    cost_key: str
     tokens: int
-    cost: float
+    cost_nano: int
+
+
+@dataclass
+class Admission:
+    verdict: str  # "closed" | "probe" (this call is the half-open probe) | "open" (fail fast)
+    reservation: Reservation | None = None
 
 
 def limits_for(role: str) -> Limits:
@@ -59,20 +106,47 @@ def limits_for(role: str) -> Limits:
     )
 
 
+def _day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _next_day(now: datetime) -> datetime:
-    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _day_start(now + timedelta(days=1))
+
+
+def _month_start(now: datetime) -> datetime:
+    return _day_start(now).replace(day=1)
 
 
 def _next_month(now: datetime) -> datetime:
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return (first + timedelta(days=32)).replace(day=1)
+    return (_month_start(now) + timedelta(days=32)).replace(day=1)
 
 
-def _period_fields(limits: Limits, now: datetime) -> tuple[str, str, datetime]:
-    token_field = f"tokens.d{now:%Y%m%d}"
+@dataclass
+class _Periods:
+    token_key: str
+    cost_key: str
+    day_start: datetime
+    day_resets: datetime
+    cost_start: datetime
+    cost_resets: datetime
+
+
+def _periods(user_id: str, limits: Limits, now: datetime) -> _Periods:
+    prefix = f"quota:{user_id}"
+    day_start, day_resets = _day_start(now), _next_day(now)
     if limits.cost_period == "month":
-        return token_field, f"cost.m{now:%Y%m}", _next_month(now)
-    return token_field, f"cost.d{now:%Y%m%d}", _next_day(now)
+        cost_key, cost_start, cost_resets = f"{prefix}:c:m{now:%Y%m}", _month_start(now), _next_month(now)
+    else:
+        cost_key, cost_start, cost_resets = f"{prefix}:c:d{now:%Y%m%d}", day_start, day_resets
+    return _Periods(
+        token_key=redis_store.key(f"{prefix}:t:d{now:%Y%m%d}"),
+        cost_key=redis_store.key(cost_key),
+        day_start=day_start,
+        day_resets=day_resets,
+        cost_start=cost_start,
+        cost_resets=cost_resets,
+    )
 
 
 def _refuse(*, limit: str, message: str, resets_at: datetime, limit_value, used) -> AiQuotaExceeded:
@@ -82,121 +156,128 @@ def _refuse(*, limit: str, message: str, resets_at: datetime, limit_value, used)
     )
 
 
-def burst_key(*, user_id: str, now: datetime | None = None) -> str:
-    """The Redis counter of this user's requests in the current minute."""
+def _used_since(user_id: str, since: datetime, column: str) -> float:
+    from ai_assist.models import AiUsageLog
+
+    user_pk = ObjectId(user_id) if ObjectId.is_valid(user_id) else user_id
+    rows = AiUsageLog.objects.filter(user_id=user_pk, created_at__gte=since)
+    return rows.aggregate(total=Sum(column))["total"] or 0
+
+
+def _seed(user_id: str, periods: _Periods, now: datetime) -> None:
+    """Create missing counters from the period's usage logs (NX: a concurrent seeder's value wins, it is the same)."""
+    client = redis_store.client()
+    tokens = int(_used_since(user_id, periods.day_start, "total_tokens"))
+    cost_nano = round(float(_used_since(user_id, periods.cost_start, "cost_usd")) * NANO)
+    pipe = client.pipeline(transaction=False)
+    for key, value, ends in (
+        (periods.token_key, tokens, periods.day_resets),
+        (periods.cost_key, cost_nano, periods.cost_resets),
+    ):
+        # Relative expiry (EX, not EXPIREAT): tests move `timezone.now()`, Redis keeps the real clock.
+        pipe.set(key, value, nx=True, ex=max(60, math.ceil((ends - now).total_seconds()) + 2 * 86400))
+    pipe.execute()
+
+
+def admit(
+    *, user_id: str, limits: Limits, tokens: int, cost: float, provider: str, model: str, now: datetime | None = None
+) -> Admission:
+    """Decide one call: breaker, burst, then reserve its worst case. Raises AiQuotaExceeded (nothing reserved);
+    an open circuit comes back as `Admission("open")` for the caller to explain."""
+    post_call.wait()  # this process's earlier calls are settled first (their results may close a circuit)
     now = now or timezone.now()
-    return f"burst:{user_id}:{now:%Y%m%d%H%M}"
-
-
-def burst_check(*, count: int, limits: Limits, now: datetime | None = None) -> None:
-    """Refuse when `count` (this request included) is over the burst limit."""
-    if count > limits.burst_per_minute:
-        now = now or timezone.now()
-        resets_at = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    periods = _periods(user_id, limits, now)
+    cost_nano = math.ceil(cost * NANO)
+    script = breaker.script(_ADMIT)
+    arguments = [
+        repr(now.timestamp()),
+        settings.AI_BREAKER["cooldown_seconds"],
+        120,
+        limits.burst_per_minute,
+        tokens,
+        limits.daily_tokens,
+        cost_nano,
+        round(limits.cost_ceiling_usd * NANO),
+    ]
+    keys = [
+        breaker.state_key(provider, model),
+        redis_store.key(f"burst:{user_id}:{now:%Y%m%d%H%M}"),
+        periods.token_key,
+        periods.cost_key,
+    ]
+    for _ in range(3):
+        verdict, count, used_tokens, used_cost = script(keys=keys, args=arguments)
+        if verdict != "seed":
+            break
+        _seed(user_id, periods, now)
+    else:  # pragma: no cover - the counters were deleted again between each seeding and the next admission
+        raise AiQuotaExceeded("Your AI quota could not be checked. Try again in a moment.")
+    if verdict in ("closed", "probe", "open"):
+        reservation = Reservation(periods.token_key, periods.cost_key, tokens, cost_nano) if verdict != "open" else None
+        return Admission(verdict=verdict, reservation=reservation)
+    if verdict == "burst":
         raise _refuse(
             limit="burst_per_minute",
             message=f"Too many AI requests: at most {limits.burst_per_minute} a minute.",
-            resets_at=resets_at,
+            resets_at=now.replace(second=0, microsecond=0) + timedelta(minutes=1),
             limit_value=limits.burst_per_minute,
             used=count - 1,
         )
-
-
-def _counters():
-    return connection.database[COLLECTION]
-
-
-def quota_reserve(*, user_id: str, limits: Limits, tokens: int, cost: float, now: datetime | None = None):
-    """Atomically reserve `tokens` and `cost` for one call, or raise AiQuotaExceeded (nothing reserved)."""
-    now = now or timezone.now()
-    token_field, cost_field, cost_resets = _period_fields(limits, now)
-    day_resets = _next_day(now)
-    if tokens > limits.daily_tokens:
+    if verdict == "tokens":
+        message = (
+            f"This request needs up to {tokens} tokens, more than your daily cap of {limits.daily_tokens}."
+            if tokens > limits.daily_tokens
+            else f"Daily AI token cap reached ({used_tokens} of {limits.daily_tokens} tokens used)."
+        )
         raise _refuse(
             limit="daily_tokens",
-            message=f"This request needs up to {tokens} tokens, more than your daily cap of {limits.daily_tokens}.",
-            resets_at=day_resets,
-            limit_value=limits.daily_tokens,
-            used=0,
-        )
-    if cost > limits.cost_ceiling_usd:
-        raise _refuse(
-            limit="cost_ceiling",
-            message=(
-                f"This request may cost up to ${cost:.4f}, more than your ceiling of "
-                f"${limits.cost_ceiling_usd:.2f} per {limits.cost_period}."
-            ),
-            resets_at=cost_resets,
-            limit_value=limits.cost_ceiling_usd,
-            used=0,
-        )
-    key = f"user:{user_id}"
-    collection = _counters()
-    guard = {
-        "key": key,
-        token_field: {"$not": {"$gt": limits.daily_tokens - tokens}},
-        cost_field: {"$not": {"$gt": round(limits.cost_ceiling_usd - cost, 9)}},
-    }
-    update = {"$inc": {token_field: tokens, cost_field: cost}, "$set": {"updated_at": now}}
-    for _ in range(2):
-        if collection.update_one(guard, update).matched_count == 1:
-            return Reservation(key=key, token_field=token_field, cost_field=cost_field, tokens=tokens, cost=cost)
-        document = collection.find_one({"key": key})
-        if document is not None:
-            break
-        try:
-            collection.insert_one({"key": key, "tokens": {}, "cost": {}, "updated_at": now})
-        except DuplicateKeyError:
-            pass  # a concurrent first call created it
-    else:
-        document = collection.find_one({"key": key}) or {}
-    used_tokens = int(document.get("tokens", {}).get(token_field.split(".", 1)[1], 0))
-    used_cost = float(document.get("cost", {}).get(cost_field.split(".", 1)[1], 0.0))
-    if used_tokens + tokens > limits.daily_tokens:
-        raise _refuse(
-            limit="daily_tokens",
-            message=f"Daily AI token cap reached ({used_tokens} of {limits.daily_tokens} tokens used).",
-            resets_at=day_resets,
+            message=message,
+            resets_at=periods.day_resets,
             limit_value=limits.daily_tokens,
             used=used_tokens,
         )
+    used_usd = used_cost / NANO
+    message = (
+        f"This request may cost up to ${cost:.4f}, more than your ceiling of "
+        f"${limits.cost_ceiling_usd:.2f} per {limits.cost_period}."
+        if cost > limits.cost_ceiling_usd
+        else f"AI cost ceiling reached (${used_usd:.4f} of ${limits.cost_ceiling_usd:.2f} "
+        f"per {limits.cost_period} used)."
+    )
     raise _refuse(
         limit="cost_ceiling",
-        message=(
-            f"AI cost ceiling reached (${used_cost:.4f} of ${limits.cost_ceiling_usd:.2f} "
-            f"per {limits.cost_period} used)."
-        ),
-        resets_at=cost_resets,
+        message=message,
+        resets_at=periods.cost_resets,
         limit_value=limits.cost_ceiling_usd,
-        used=round(used_cost, 6),
+        used=round(used_usd, 6),
     )
 
 
-def quota_settle(*, reservation: Reservation, tokens: int, cost: float) -> None:
-    """Replace the reserved worst case by the real usage."""
+def settle_on(batch: redis_store.Batch, *, reservation: Reservation, tokens: int, cost: float) -> None:
+    """Queue on `batch` the replacement of the reserved worst case by the real usage."""
     delta_tokens = tokens - reservation.tokens
-    delta_cost = round(cost - reservation.cost, 9)
-    if delta_tokens == 0 and delta_cost == 0:
-        return
-    _counters().update_one(
-        {"key": reservation.key},
-        {"$inc": {reservation.token_field: delta_tokens, reservation.cost_field: delta_cost}},
-    )
+    delta_cost = round(cost * NANO) - reservation.cost_nano
+    batch.script(breaker.script(_SETTLE), [reservation.token_key, reservation.cost_key], [delta_tokens, delta_cost])
 
 
 def quota_usage(*, user_id: str, role: str, now: datetime | None = None) -> dict:
-    """What a user has used in the current periods, with the limits and reset times."""
+    """What a user has used in the current periods (reservations in flight included), with limits and resets."""
+    post_call.wait()
     now = now or timezone.now()
     limits = limits_for(role)
-    token_field, cost_field, cost_resets = _period_fields(limits, now)
-    document = _counters().find_one({"key": f"user:{user_id}"}) or {}
+    periods = _periods(user_id, limits, now)
+    client = redis_store.client()
+    tokens, cost_nano = client.mget(periods.token_key, periods.cost_key)
+    if tokens is None or cost_nano is None:
+        _seed(user_id, periods, now)
+        tokens, cost_nano = client.mget(periods.token_key, periods.cost_key)
     return {
-        "tokens_used": int(document.get("tokens", {}).get(token_field.split(".", 1)[1], 0)),
+        "tokens_used": int(tokens or 0),
         "daily_tokens": limits.daily_tokens,
-        "tokens_reset_at": _next_day(now).isoformat(),
-        "cost_used_usd": round(float(document.get("cost", {}).get(cost_field.split(".", 1)[1], 0.0)), 6),
+        "tokens_reset_at": periods.day_resets.isoformat(),
+        "cost_used_usd": round(int(cost_nano or 0) / NANO, 9),
         "cost_ceiling_usd": limits.cost_ceiling_usd,
         "cost_period": limits.cost_period,
-        "cost_reset_at": cost_resets.isoformat(),
+        "cost_reset_at": periods.cost_resets.isoformat(),
         "burst_per_minute": limits.burst_per_minute,
     }

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from ai_assist import usage_buffer
 from ai_assist.breaker import breaker_states
 from ai_assist.metrics import task_label
 from ai_assist.models import AiBatchJob, AiUsageLog
@@ -168,6 +169,7 @@ def usage_summary(*, user, days: int = 30, user_id: str | None = None) -> dict[s
         match["user_id"] = user.pk
     elif user_id:
         match["user_id"] = _object_id(user_id, "user")
+    usage_buffer.flush_quietly()  # a raw aggregate bypasses the model manager's drain: read-your-writes by hand
     rows = connection.database[AiUsageLog._meta.db_table].aggregate(
         [
             {"$match": match},

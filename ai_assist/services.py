@@ -1,9 +1,14 @@
 """The AI gateway: every AI call of the platform goes through here.
 
 One path for all callers (assistant page, API, batches, the reports app):
-  template + variables -> redaction -> circuit breaker -> burst limit -> atomic quota reservation (worst case)
-  -> provider (bounded retries) -> settle the reservation with real usage -> one `aiUsageLogs` row
+  template + variables -> redaction
+  -> ONE Redis round trip: circuit breaker, burst limit, atomic reservation of the worst case (ai_assist/quotas.py)
+  -> provider (bounded retries)
+  -> ONE Redis round trip, sent off the caller's path after a success (ai_assist/post_call.py): settle the
+     reservation with the real usage, record the breaker result, queue the `aiUsageLogs` row (moved to MongoDB in
+     batches, ai_assist/usage_buffer.py)
   -> metrics; audit events for quota refusals and breaker trips.
+The call path never waits on MongoDB: that is what keeps the gateway's overhead under a millisecond.
 Refusals and failures write their usage log row too, then raise a DomainError with a stable code.
 """
 
@@ -20,13 +25,13 @@ from typing import Any
 
 from bson import ObjectId
 from django.conf import settings
-from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
-from ai_assist import breaker, metrics, quotas
-from ai_assist.models import AiBatchItem, AiBatchJob, AiUsageLog, BatchItemStatus, BatchStatus, Outcome
+from ai_assist import breaker, metrics, post_call, quotas, redis_store, usage_buffer
+from ai_assist.models import AiBatchItem, AiBatchJob, BatchItemStatus, BatchStatus, Outcome
 from ai_assist.prompts import PromptTemplate, template_get
 from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, provider_get, provider_model
 from ai_assist.quotas import AiQuotaExceeded
@@ -114,9 +119,10 @@ def _truncate(text: str) -> str:
     return text if len(text) <= limit else text[: limit - 15] + " [truncated]"
 
 
-def _write_log(
+def _log_document(
     call: _Call,
     *,
+    created_at: datetime,
     outcome: str,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
@@ -127,12 +133,11 @@ def _write_log(
     attempts: int = 0,
     streamed: bool = False,
     response: str = "",
-) -> None:
-    # One raw insert (the document has exactly the model's columns): the ORM's save path costs more CPU than the
-    # rest of the gateway together, and this runs on every call.
+) -> dict:
+    # A raw document with exactly the model's columns: the ORM's save path costs more CPU than the rest of the
+    # gateway together, and this runs on every call.
     user = call.user
-    now = timezone.now()
-    document = {
+    return {
         "_id": call.log_id,
         "user_id": user.pk,
         "user_email": user.email,
@@ -163,23 +168,78 @@ def _write_log(
         "response_redacted": _truncate(redact(response).text) if response else "",
         "redactions": dict(call.redactions),
         "batch_id": call.batch_id,
-        "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+        "created_at": created_at.replace(microsecond=created_at.microsecond // 1000 * 1000),
     }
-    connection.database[AiUsageLog._meta.db_table].insert_one(document)
+
+
+def _finish(
+    call: _Call,
+    *,
+    outcome: str,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cost: float = 0.0,
+    latency_s: float | None = None,
+    record: dict | None = None,
+    **log_fields,
+) -> None:
+    """Everything after a call, done off the caller's path (ai_assist/post_call.py), in ONE Redis round trip:
+    settle the reservation with the real usage, record the breaker result (`record`; without one a held half-open
+    probe slot is freed) and queue the usage row; then the metrics. If Redis fails, the row goes to MongoDB directly.
+    Only the clock is read on the caller's thread (tests move it; the row and the breaker keep the call's time).
+    A successful call returns at once; refusals and failures wait for the bookkeeping: their latency does not
+    matter, and a failure that opens the circuit has its audit event written before the caller hears of it."""
+    created_at = timezone.now()
+    recorded = (
+        breaker.record_command(provider=call.provider_name, model=call.model, probe=call.probe, **record)
+        if record is not None
+        else None
+    )
+
+    def send() -> None:
+        document = _log_document(
+            call,
+            created_at=created_at,
+            outcome=outcome,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            latency_ms=(latency_s or 0.0) * 1000,
+            **log_fields,
+        )
+        batch = redis_store.Batch()
+        if call.reservation is not None:
+            quotas.settle_on(batch, reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
+        record_at = batch.script(*recorded) if recorded is not None else None
+        if recorded is None and call.probe:
+            batch.command("hset", breaker.state_key(call.provider_name, call.model), "probe_at", "0")
+        usage_buffer.push(batch, document)
+        metrics.record_call(
+            model=call.model,
+            task_id=call.task_id,
+            rc=call.rc_name,
+            outcome=outcome,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            latency_s=latency_s,
+        )
+        try:
+            results = batch.execute()
+        except RedisError:
+            logger.warning("AI usage row written directly: Redis failed after the call", extra={"task": call.task_id})
+            usage_buffer.insert_direct(document)
+            return
+        if record_at is not None:
+            _after_record(call, results[record_at])
+
+    post_call.submit(send)
+    if outcome != Outcome.SUCCESS:
+        post_call.wait()
 
 
 def _refuse(call: _Call, error: DomainError) -> DomainError:
-    _write_log(call, outcome=Outcome.REFUSED, error_code=error.code, error_message=error.message)
-    metrics.record_call(
-        model=call.model,
-        task_id=call.task_id,
-        rc=call.rc_name,
-        outcome=Outcome.REFUSED,
-        prompt_tokens=0,
-        completion_tokens=0,
-        cost=0.0,
-        latency_s=None,
-    )
+    _finish(call, outcome=Outcome.REFUSED, error_code=error.code, error_message=error.message)
     return error
 
 
@@ -229,11 +289,32 @@ def _prepare(
     call.reserved_tokens = prompt_upper + max_tokens
     call.reserved_cost = _cost(call, prompt_upper, max_tokens)
 
-    # One Redis round trip: the circuit's verdict and this request counted in the user's burst window.
-    admitted, burst_count = breaker.breaker_admit(
-        provider=provider.name, model=model, count_key=quotas.burst_key(user_id=str(user.pk))
-    )
-    if admitted == "open":
+    limits = quotas.limits_for(call.role)
+    try:
+        # One Redis round trip: the circuit's verdict, the burst count and the worst case reserved, atomically.
+        admission = quotas.admit(
+            user_id=str(user.pk),
+            limits=limits,
+            tokens=call.reserved_tokens,
+            cost=call.reserved_cost,
+            provider=provider.name,
+            model=model,
+        )
+    except AiQuotaExceeded as error:
+        audit_record(
+            action="ai.quota_refused",
+            actor=user,
+            resource=f"user:{user.pk}",
+            outcome="denied",
+            metadata={"task": call.task_id, **{k: v for k, v in error.extra.items() if k != "used"}},
+        )
+        raise _refuse(call, error) from None
+    except RedisError:
+        logger.warning("AI call refused: its limits cannot be checked (Redis is unreachable)")
+        raise _refuse(
+            call, AiUnavailable("The AI usage limits cannot be checked right now. Try again in a few minutes.")
+        ) from None
+    if admission.verdict == "open":
         state = breaker.breaker_state(provider=provider.name, model=model)
         retry_at = datetime.fromtimestamp(state.opened_at + settings.AI_BREAKER["cooldown_seconds"], tz=UTC)
         raise _refuse(
@@ -244,31 +325,13 @@ def _prepare(
                 extra={"breaker": "open", "reason": state.reason, "retry_at": retry_at.isoformat()},
             ),
         )
-    call.probe = admitted == "probe"
-    limits = quotas.limits_for(call.role)
-    try:
-        quotas.burst_check(count=burst_count, limits=limits)
-        call.reservation = quotas.quota_reserve(
-            user_id=str(user.pk), limits=limits, tokens=call.reserved_tokens, cost=call.reserved_cost
-        )
-    except AiQuotaExceeded as error:
-        if call.probe:
-            breaker.breaker_release_probe(provider=provider.name, model=model)
-        audit_record(
-            action="ai.quota_refused",
-            actor=user,
-            resource=f"user:{user.pk}",
-            outcome="denied",
-            metadata={"task": call.task_id, **{k: v for k, v in error.extra.items() if k != "used"}},
-        )
-        raise _refuse(call, error) from None
+    call.probe = admission.verdict == "probe"
+    call.reservation = admission.reservation
     return call
 
 
-def _after_provider(call: _Call, *, ok: bool, latency_s: float, cost: float) -> None:
-    transition = breaker.breaker_record(
-        provider=call.provider_name, model=call.model, ok=ok, latency_s=latency_s, cost=cost, probe=call.probe
-    )
+def _after_record(call: _Call, transition: str) -> None:
+    """The caller whose result opened the circuit writes the audit event (exactly one per trip)."""
     if transition.startswith("tripped:"):
         reason = transition.split(":", 1)[1]
         logger.warning("AI circuit opened", extra={"provider": call.provider_name, "model": call.model})
@@ -284,32 +347,18 @@ def _after_provider(call: _Call, *, ok: bool, latency_s: float, cost: float) -> 
 
 def _succeed(call: _Call, reply: ProviderReply, *, latency_s: float, streamed: bool) -> AiTextResult:
     cost = _cost(call, reply.prompt_tokens, reply.completion_tokens)
-    if call.reservation is not None:
-        quotas.quota_settle(
-            reservation=call.reservation, tokens=reply.prompt_tokens + reply.completion_tokens, cost=cost
-        )
-    _after_provider(call, ok=True, latency_s=latency_s, cost=cost)
     latency_ms = latency_s * 1000
-    _write_log(
+    _finish(
         call,
         outcome=Outcome.SUCCESS,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         cost=cost,
-        latency_ms=latency_ms,
+        latency_s=latency_s,
+        record={"ok": True, "latency_s": latency_s, "cost": cost},
         attempts=reply.attempts,
         streamed=streamed,
         response=reply.text,
-    )
-    metrics.record_call(
-        model=call.model,
-        task_id=call.task_id,
-        rc=call.rc_name,
-        outcome=Outcome.SUCCESS,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
-        cost=cost,
-        latency_s=latency_s,
     )
     return AiTextResult(
         text=reply.text,
@@ -343,34 +392,20 @@ def _fail(
         prompt_tokens = sum(math.ceil(len(m["content"]) / 4) for m in call.messages)
         completion_tokens = math.ceil(len(partial.text) / 4)
     cost = _cost(call, prompt_tokens, completion_tokens)
-    if call.reservation is not None:
-        quotas.quota_settle(reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
-    if provider_fault:
-        _after_provider(call, ok=False, latency_s=latency_s, cost=cost)
-    elif call.probe:
-        breaker.breaker_release_probe(provider=call.provider_name, model=call.model)
-    _write_log(
+    _finish(
         call,
         outcome=Outcome.FAILED,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost=cost,
-        latency_ms=latency_s * 1000,
+        latency_s=latency_s,
+        # A reader who left is not the provider's fault: no failure recorded (a held probe slot is freed).
+        record={"ok": False, "latency_s": latency_s, "cost": cost} if provider_fault else None,
         error_code=code,
         error_message=message,
         attempts=attempts,
         streamed=partial is not None,
         response=partial.text if partial else "",
-    )
-    metrics.record_call(
-        model=call.model,
-        task_id=call.task_id,
-        rc=call.rc_name,
-        outcome=Outcome.FAILED,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=cost,
-        latency_s=latency_s,
     )
     plural = "attempt" if attempts == 1 else "attempts"
     return AiUnavailable(
@@ -500,6 +535,12 @@ class AiTextStream:
         self.result = _succeed(call, reply, latency_s=time.perf_counter() - started, streamed=True)
 
 
+def ai_bookkeeping_wait() -> None:
+    """Block until this process's finished AI calls are settled and their usage rows queued. Call it before telling
+    another process that work involving AI calls is done (they may read the usage right away)."""
+    post_call.wait()
+
+
 def ai_stream_text(
     *, user, task_id: str, template_id: str, variables: dict, release_candidate=None, subject: str = ""
 ) -> AiTextStream:
@@ -597,6 +638,8 @@ def ai_batch_run(*, batch_id: str) -> AiBatchJob:
             _batch_item_close(job, item, BatchItemStatus.FAILED, error=error.message)
         else:
             _batch_item_close(job, item, BatchItemStatus.DONE, text=result.text, usage_log_id=result.usage_log_id)
+    # The job's end is read by other processes: its calls' usage rows and settlements are sent first.
+    ai_bookkeeping_wait()
     job.refresh_from_db()
     if job.done + job.failed >= job.total and not stopped:
         status = BatchStatus.SUCCEEDED if job.failed == 0 else BatchStatus.PARTIAL

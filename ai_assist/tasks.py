@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from ai_assist import usage_buffer
 from ai_assist.services import ai_batch_run
 
 
@@ -9,3 +10,9 @@ from ai_assist.services import ai_batch_run
 def ai_batch_run_task(batch_id: str) -> str:
     job = ai_batch_run(batch_id=batch_id)
     return job.status if job is not None else "missing"
+
+
+@shared_task(name="ai_assist.usage_flush")
+def ai_usage_flush_task() -> int:
+    """Beat, every AI_USAGE_FLUSH_BEAT_SECONDS: move usage rows a process queued but never drained (it died)."""
+    return usage_buffer.flush()

@@ -197,6 +197,9 @@ def stale_job_counts() -> dict[str, int]:
 
 
 _SCRAPE_COLLECTORS = (CeleryQueueDepthCollector(), StaleJobsCollector())
+# Called before every scrape: apps that update metrics off the request thread (the AI gateway's post-call
+# bookkeeping) register a function that waits for this process's pending updates.
+BEFORE_SCRAPE: list = []
 
 
 def metrics_registry():
@@ -247,4 +250,6 @@ def metrics_response():
     from django.http import HttpResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    for hook in BEFORE_SCRAPE:
+        hook()
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -250,7 +250,7 @@ def _claim(report_id: str) -> _Job | None:
 
 def _narrative_from_ai(job: _Job, headline: dict[str, Any], scope: str) -> Narrative:
     """Stream the AI narrative into the report (the page shows it arriving); fall back on any AI refusal."""
-    from ai_assist.services import ai_stream_text
+    from ai_assist.services import ai_bookkeeping_wait, ai_stream_text
 
     report = job.report
     variables = prompt_variables(headline, scope=scope)
@@ -280,6 +280,8 @@ def _narrative_from_ai(job: _Job, headline: dict[str, Any], scope: str) -> Narra
     except Exception as error:  # the AI is optional: any failure of it still yields the report
         logger.warning("report narrative: AI call failed", exc_info=error)
         return fallback_narrative(headline, scope=scope, note="AI unavailable")
+    finally:
+        ai_bookkeeping_wait()  # the report's usage row is queued before the report says it is ready
     result = stream.result
     text = "".join(pieces)
     cost = Decimal(str(result.cost)) if result is not None else Decimal("0")

@@ -58,8 +58,12 @@ TransactionTestCase._fixture_teardown = _fast_fixture_teardown
 def _clear_cache():
     from django.core.cache import cache
 
+    from ai_assist import post_call
+
     cache.clear()
     yield
+    # The AI gateway's post-call round trip runs on a thread: it must land in this test's Redis, not the next one's.
+    post_call.wait()
 
 
 @pytest.fixture

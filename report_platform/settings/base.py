@@ -357,6 +357,10 @@ AI_BREAKER = {
 AI_REDACT_NAMES = env_list("AI_REDACT_NAMES", [])  # people's names replaced before a prompt leaves
 AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each usage log
 AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
+# Usage rows are queued in Redis on the call path and moved to MongoDB in batches (ai_assist/usage_buffer.py): by a
+# thread in each process every AI_USAGE_FLUSH_SECONDS (0: no thread), by any reader, and by beat for dead processes.
+AI_USAGE_FLUSH_SECONDS = float(env_str("AI_USAGE_FLUSH_SECONDS", "1.0"))
+CELERY_BEAT_SCHEDULE["ai-usage-flush"] = {"task": "ai_assist.usage_flush", "schedule": 15.0}
 AI_BATCH_MAX_ITEMS = 200
 
 # --- reports ---------------------------------------------------------------------------------------------------

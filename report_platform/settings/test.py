@@ -25,3 +25,7 @@ MEDIA_ROOT = VAR_DIR / "test-media"
 # WhiteNoise expects STATIC_ROOT to exist even when it serves from the finders.
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+
+# No background drain thread in tests: a row it moved late could land in the next test's clean database. Readers
+# drain the usage-log buffer themselves (AiUsageLog.objects); tests of the thread switch it on.
+AI_USAGE_FLUSH_SECONDS = 0.0

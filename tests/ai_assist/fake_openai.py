@@ -72,6 +72,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm plus the client's
+            # delayed ACK stall every other response by ~40 ms on loopback.
+            disable_nagle_algorithm = True
 
             def log_message(self, format, *args):  # keep test output quiet
                 return

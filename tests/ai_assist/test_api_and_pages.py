@@ -170,7 +170,7 @@ def test_it_shows_a_viewer_only_their_own_calls_on_the_usage_page(client, make_u
 
 def test_it_logs_streams_the_reader_abandoned_without_blaming_the_provider(viewer, release_data, fake_openai):
     from ai_assist.breaker import breaker_state
-    from ai_assist.models import AiQuotaCounter
+    from ai_assist.quotas import quota_usage
     from ai_assist.services import ai_stream_text
     from ai_assist.streaming import ndjson_events
 
@@ -195,8 +195,8 @@ def test_it_logs_streams_the_reader_abandoned_without_blaming_the_provider(viewe
     assert aborted.error_code == "ai_stream_aborted" and aborted.response_redacted == first_piece["text"]
     assert fake_openai.request_count == 1
     assert breaker_state(provider="openai", model="gpt-4o-mini").failures == 0
-    counter = AiQuotaCounter.objects.get(key=f"user:{viewer.pk}")
-    assert sum(counter.tokens.values()) == aborted.total_tokens  # nothing left reserved
+    usage = quota_usage(user_id=str(viewer.pk), role="viewer")
+    assert usage["tokens_used"] == aborted.total_tokens  # nothing left reserved
 
 
 def test_it_shows_usage_logs_read_only_in_the_admin(admin_client, admin_user, settings):

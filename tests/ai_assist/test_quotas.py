@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from ai_assist.models import AiQuotaCounter, AiUsageLog
-from ai_assist.quotas import AiQuotaExceeded
+from ai_assist.models import AiUsageLog
+from ai_assist.quotas import AiQuotaExceeded, quota_usage
 from ai_assist.services import ai_generate_text
 from audit.models import AuditEvent
 
@@ -74,11 +74,10 @@ def test_it_lets_exactly_one_of_20_parallel_calls_reach_the_provider(make_user, 
 def test_it_charges_the_real_usage_after_the_call(viewer, fake_openai, settings):
     _quota(settings)
     result = _call(viewer)
-    counter = AiQuotaCounter.objects.get(key=f"user:{viewer.pk}")
-    day = f"d{datetime.now(tz=UTC):%Y%m%d}"
-    assert counter.tokens[day] == result.prompt_tokens + result.completion_tokens
-    assert counter.cost[day] == pytest.approx(result.cost)
-    assert AiUsageLog.objects.get(pk=result.usage_log_id).reserved_tokens > counter.tokens[day]
+    usage = quota_usage(user_id=str(viewer.pk), role="viewer")
+    assert usage["tokens_used"] == result.prompt_tokens + result.completion_tokens
+    assert usage["cost_used_usd"] == pytest.approx(result.cost)
+    assert AiUsageLog.objects.get(pk=result.usage_log_id).reserved_tokens > usage["tokens_used"]
 
 
 def test_it_refuses_over_the_daily_token_cap_before_the_provider_and_resets_next_day(viewer, fake_openai, settings):

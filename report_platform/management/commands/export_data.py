@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from ai_assist import usage_buffer
 from report_platform.backup import BackupError, export_database
 
 
@@ -21,6 +22,10 @@ class Command(BaseCommand):
         path: Path = options["file"]
         if not path.parent.is_dir():
             raise CommandError(f"folder {path.parent} does not exist")
+        # AI usage rows still queued in Redis belong in the backup too.
+        moved = usage_buffer.flush_quietly()
+        if moved:
+            self.stdout.write(f"Moved {moved} queued AI usage rows to the database first.")
         try:
             summary = export_database(connection.database, path)
         except BackupError as exc:
