@@ -129,13 +129,16 @@ def token_refresh(*, refresh_token: str, request: HttpRequest) -> TokenPair:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token") from exc
     token_hash = tokens.hash_token_id(claims["jti"])
     now = timezone.now()
-    claimed = RefreshToken.objects.filter(token_hash=token_hash, used_at=None, expires_at__gt=now).update(used_at=now)
+    # The family is read BEFORE the claim: concurrent losers revoke it for reuse right after the winner's claim, and
+    # that must not turn the winner away too (exactly one of N concurrent refreshes gets a pair; the revocation then
+    # ends that pair as well, as any reuse does).
     stored = RefreshToken.objects.select_related("family", "user").filter(token_hash=token_hash).first()
     if stored is None:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
     family = stored.family
+    claimed = RefreshToken.objects.filter(pk=stored.pk, used_at=None, expires_at__gt=now).update(used_at=now)
     if claimed != 1:
-        if stored.used_at is not None:
+        if RefreshToken.objects.filter(pk=stored.pk, used_at__isnull=False).exists():
             _revoke_family_for_reuse(family=family, request=request)
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
     if not family.is_active or not stored.user.is_active:

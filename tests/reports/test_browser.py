@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from reports.models import Report
@@ -25,7 +26,8 @@ def test_it_generates_a_report_and_downloads_a_pdf_that_opens(
     page.click("text=Generate a report")
     page.select_option("select[name=release_candidate]", label="RC-3")
     # reports.js hides the RC being reported on from the baseline choices.
-    assert page.locator(f"select[name=baseline] option[value='{report_data.rc3.pk}']").is_disabled()
+    # (expect retries: the form's script may not have run yet right after the page was opened)
+    expect(page.locator(f"select[name=baseline] option[value='{report_data.rc3.pk}']")).to_be_disabled()
     page.select_option("select[name=baseline]", label="RC-1")
     page.click("#report-form button[type=submit]")
 
