@@ -97,12 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get(observability.ENV_VAR)
             or Path(os.environ.get("REPORT_PLATFORM_VAR_DIR", var_dir)) / "prometheus"
         )
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "report_platform", "worker", "-l", "info", "-c", "2"],
-                cwd=embedded.BASE_DIR,
-            )
-        )
+        # -B: the periodic tasks (stale import/report recovery, the AI usage-row drain) run inside the worker.
+        schedule = Path(os.environ.get("REPORT_PLATFORM_VAR_DIR", var_dir)) / "celerybeat-schedule"
+        worker = [sys.executable, "-m", "celery", "-A", "report_platform", "worker", "-l", "info", "-c", "2"]
+        children.append(subprocess.Popen([*worker, "-B", "--schedule", str(schedule)], cwd=embedded.BASE_DIR))
         children.append(
             subprocess.Popen(
                 [sys.executable, "manage.py", "runserver", f"{options.host}:{options.port}", "--noreload"],
