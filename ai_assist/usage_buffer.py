@@ -180,8 +180,8 @@ class _Flusher:
         while True:
             interval = float(settings.AI_USAGE_FLUSH_SECONDS)
             time.sleep(interval if interval > 0 else 1.0)
-            if interval <= 0:
-                continue  # switched off after the thread started (tests do)
+            if float(settings.AI_USAGE_FLUSH_SECONDS) <= 0:
+                continue  # switched off after the thread started (tests and the benchmark do)
             try:
                 flush(wait_seconds=0)
             except (RedisError, PyMongoError):
