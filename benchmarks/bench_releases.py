@@ -9,9 +9,10 @@ shared machine's load drift cannot flatter the ratio) (targets from QUALITY.md /
 
 Sizes: BENCH_RELEASES_SMALL (default 10,000) and BENCH_RELEASES_LARGE (default 1,000,000) runs and cases;
 BENCH_RELEASES_SAMPLES (default 30) timed samples per measurement. Data is generated with pymongo `insert_many`
-(the stand-in inserts ~15k documents/s, so the large set takes minutes) and the summaries are built by
-`summaries_rebuild`, the same code the importer and `manage.py rebuild_summaries` use. For reference, the cost of
-computing the same figures with a raw `$group` over all runs is measured once at each size (informational).
+(on the stand-in, with its indexes, 1M cases + 1M runs took ~30 min here and clearing them ~18 min: the whole
+module runs ~50 min at the default sizes; set BENCH_RELEASES_LARGE lower for a quick look) and the summaries are
+built by `summaries_rebuild`, the same code the importer and `manage.py rebuild_summaries` use. For reference, the
+cost of computing the same figures with a raw `$group` over all runs is measured once at each size (informational).
 """
 
 from __future__ import annotations
