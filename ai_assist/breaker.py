@@ -124,9 +124,9 @@ def script(source: str):
     return found
 
 
-def breaker_release_probe(*, provider: str, model: str) -> None:
-    """A probe that never reached the provider (e.g. refused by a quota) frees the slot for the next caller."""
-    redis_store.client().hset(state_key(provider, model), "probe_at", "0")
+def release_probe_on(batch: redis_store.Batch, *, provider: str, model: str) -> None:
+    """Queue on `batch`: a probe whose call says nothing about the provider (the reader left) frees the slot."""
+    batch.command("hset", state_key(provider, model), "probe_at", "0")
 
 
 def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cost: float, probe: bool) -> str:

@@ -156,23 +156,27 @@ def _refuse(*, limit: str, message: str, resets_at: datetime, limit_value, used)
     )
 
 
-def _used_since(user_id: str, since: datetime, column: str) -> float:
+def _used_since(user_id: str, since: datetime, **sums: Sum) -> dict:
     from ai_assist.models import AiUsageLog
 
     user_pk = ObjectId(user_id) if ObjectId.is_valid(user_id) else user_id
-    rows = AiUsageLog.objects.filter(user_id=user_pk, created_at__gte=since)
-    return rows.aggregate(total=Sum(column))["total"] or 0
+    totals = AiUsageLog.objects.filter(user_id=user_pk, created_at__gte=since).aggregate(**sums)
+    return {name: value or 0 for name, value in totals.items()}
 
 
 def _seed(user_id: str, periods: _Periods, now: datetime) -> None:
     """Create missing counters from the period's usage logs (NX: a concurrent seeder's value wins, it is the same)."""
-    client = redis_store.client()
-    tokens = int(_used_since(user_id, periods.day_start, "total_tokens"))
-    cost_nano = round(float(_used_since(user_id, periods.cost_start, "cost_usd")) * NANO)
-    pipe = client.pipeline(transaction=False)
+    tokens, cost = Sum("total_tokens"), Sum("cost_usd")
+    if periods.cost_start == periods.day_start:
+        used = _used_since(user_id, periods.day_start, tokens=tokens, cost=cost)  # one query for a daily ceiling
+    else:
+        used = _used_since(user_id, periods.day_start, tokens=tokens) | _used_since(
+            user_id, periods.cost_start, cost=cost
+        )
+    pipe = redis_store.client().pipeline(transaction=False)
     for key, value, ends in (
-        (periods.token_key, tokens, periods.day_resets),
-        (periods.cost_key, cost_nano, periods.cost_resets),
+        (periods.token_key, int(used["tokens"]), periods.day_resets),
+        (periods.cost_key, round(float(used["cost"]) * NANO), periods.cost_resets),
     ):
         # Relative expiry (EX, not EXPIREAT): tests move `timezone.now()`, Redis keeps the real clock.
         pipe.set(key, value, nx=True, ex=max(60, math.ceil((ends - now).total_seconds()) + 2 * 86400))

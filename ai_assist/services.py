@@ -212,7 +212,7 @@ def _finish(
             quotas.settle_on(batch, reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
         record_at = batch.script(*recorded) if recorded is not None else None
         if recorded is None and call.probe:
-            batch.command("hset", breaker.state_key(call.provider_name, call.model), "probe_at", "0")
+            breaker.release_probe_on(batch, provider=call.provider_name, model=call.model)
         usage_buffer.push(batch, document)
         metrics.record_call(
             model=call.model,

@@ -31,7 +31,7 @@ import bson
 from bson.errors import InvalidBSON
 from django.conf import settings
 from django.db import connection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 from redis.exceptions import RedisError
 
 from ai_assist import post_call, redis_store
@@ -78,11 +78,10 @@ def push(batch: redis_store.Batch, document: dict) -> None:
 
 
 def insert_direct(document: dict) -> None:
-    """The fallback when Redis is unreachable: the row goes straight to MongoDB."""
-    try:
-        connection.database[COLLECTION].insert_one(document)
-    except DuplicateKeyError:
-        pass  # Redis took the row after all (the error came later in the round trip) and it was drained already
+    """The fallback when Redis is unreachable: the row goes straight to MongoDB. An upsert that only ever inserts:
+    Redis may have taken the row after all (the error came later in the round trip) and a drain stored it first."""
+    fields = {name: value for name, value in document.items() if name != "_id"}
+    connection.database[COLLECTION].update_one({"_id": document["_id"]}, {"$setOnInsert": fields}, upsert=True)
 
 
 def _insert(documents: list[dict]) -> None:
@@ -190,7 +189,4 @@ class _Flusher:
 
 
 _flusher = _Flusher()
-
-
-def flusher_ensure() -> None:
-    _flusher.ensure()
+flusher_ensure = _flusher.ensure

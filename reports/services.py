@@ -337,7 +337,10 @@ def _remove_other_attempts(report: Report, keep: str) -> None:
     folder = f"{settings.REPORTS_STORAGE_PREFIX}/{report.pk}"
     try:
         tokens, _files = default_storage.listdir(folder)
-    except (NotImplementedError, FileNotFoundError):
+    except FileNotFoundError:
+        return  # no attempt left anything behind
+    except NotImplementedError:
+        logger.info("report storage cannot list folders: files of interrupted attempts stay", extra={"folder": folder})
         return
     for token in tokens:
         if token != keep:

@@ -88,6 +88,17 @@ def test_a_batch_reinserted_after_its_drainer_died_is_stored_once(db):
     assert _stored() == 5 and usage_buffer.pending() == 0
 
 
+def test_the_direct_fallback_never_stores_a_row_twice(db):
+    document = _row()
+    _queue([document])
+    assert usage_buffer.flush() == 1  # Redis took the row after all and a drain stored it
+    usage_buffer.insert_direct(dict(document))  # the caller, told Redis failed, writes it directly too
+    usage_buffer.insert_direct(_row(task_id="second"))
+    assert _stored() == 2
+    stored = connection.database["aiUsageLogs"].find_one({"_id": document["_id"]})
+    assert stored["task_id"] == "bench" and stored["created_at"] is not None
+
+
 def test_concurrent_drainers_move_every_row_exactly_once(db):
     total = 1200
     _queue([_row(task_id=f"t{index}") for index in range(total)])

@@ -291,3 +291,16 @@ def test_it_shows_reports_read_only_in_the_django_admin(client, admin_user, repo
     assert listing.status_code == 200 and b"RC-3" in listing.content
     assert client.get(f"/admin/reports/report/{report.pk}/change/").status_code == 200
     assert client.get("/admin/reports/report/add/").status_code == 403
+
+
+def test_it_keeps_going_on_storage_that_cannot_list_folders(monkeypatch, caplog):
+    """Cleaning up files of interrupted attempts needs `listdir`; storages without it skip the cleanup and say so."""
+    from types import SimpleNamespace
+
+    def unlisted(path):
+        raise NotImplementedError("subclasses of Storage must provide a listdir() method")
+
+    monkeypatch.setattr(default_storage, "listdir", unlisted)
+    with caplog.at_level("INFO", logger="reports.services"):
+        services._remove_other_attempts(SimpleNamespace(pk="0123456789abcdef01234567"), keep="attempt")
+    assert "cannot list folders" in caplog.text
