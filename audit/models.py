@@ -1,5 +1,8 @@
 """The immutable audit trail (`auditEvents`). Each event carries the hash of the previous one (a hash chain), so a
-modified or deleted event is detected by `manage.py audit_verify`."""
+modified or deleted event is detected by `manage.py audit_verify`.
+
+Events are recorded unsealed (`auditInbox`, audit/services.py) and sealed into this chain by one sealer
+(audit/sealing.py); `AuditEvent.objects` seals what is pending first, so readers see every recorded event."""
 
 from __future__ import annotations
 
@@ -17,6 +20,21 @@ class AuditEventQuerySet(models.QuerySet):
 
     def delete(self):
         raise ImmutableEventError("Audit events cannot be deleted.")
+
+
+class AuditEventManager(models.Manager.from_queryset(AuditEventQuerySet)):
+    """Read-your-writes: events still in the inbox are sealed before any queryset is built, so the audit page, the
+    export, the admin, `audit_verify` and tests see every event recorded so far. Never inside an open transaction
+    (the chain head is not written in a user's transaction); then the sealed trail is what is read."""
+
+    def get_queryset(self):
+        from audit.services import audit_connection
+
+        if not audit_connection().in_atomic_block_mongo:
+            from audit.sealing import audit_seal_pending_quietly
+
+            audit_seal_pending_quietly()
+        return super().get_queryset()
 
 
 class AuditEvent(models.Model):
@@ -39,7 +57,7 @@ class AuditEvent(models.Model):
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
-    objects = AuditEventQuerySet.as_manager()
+    objects = AuditEventManager()
 
     class Meta:
         db_table = "auditEvents"

@@ -6,13 +6,11 @@ import csv
 import hashlib
 import io
 import json
-import random
 import re
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db import IntegrityError
+from bson import ObjectId
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -21,7 +19,6 @@ from report_platform.client_ip import client_ip
 
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
-_APPEND_ATTEMPTS = 200
 # Metadata keys whose values never reach the trail, by the words of the key (`refresh_token`, `apiKey`, ...):
 _SECRET_WORDS = frozenset(
     {"password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "tokens", "otp", "totp", "authorization",
@@ -87,42 +84,22 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-# The newest event's sequence and hash, kept in one document so that appending never has to find the newest event
-# (a sorted query; O(n) on servers that do not sort by index, such as the embedded stand-in). The events stay the
-# source of truth: the head is rebuilt from them when it is missing, and repaired when an append finds it behind.
+# The newest sealed event's sequence and hash, kept in one document so that sealing never has to find the newest
+# event (a sorted query; O(n) on servers that do not sort by index, such as the embedded stand-in). Only the sealer
+# writes it, in the same transaction as the events it seals (audit/sealing.py). The events stay the source of truth:
+# the head is rebuilt from them when it is missing, and repaired when a seal finds it behind.
 CHAIN_HEAD_COLLECTION = "auditChainHead"
-_HEAD_ID = "head"
+# Recorded, not yet sealed events: no sequence or hash yet. Appending is one insert here, so writers never share a
+# document; the sealer moves them to `auditEvents` in order.
+INBOX_COLLECTION = "auditInbox"
 
 
-def _head_collection():
-    from django.db import connection
+def audit_connection():
+    """The database connection of the audit models. The collections the app reads and writes directly (inbox, chain
+    head, lease) go through the same connection, so they always agree with `AuditEvent` queries."""
+    from django.db import connections, router
 
-    return connection.database[CHAIN_HEAD_COLLECTION]
-
-
-def _newest_event() -> dict[str, Any]:
-    last = AuditEvent.objects.order_by("-sequence").only("sequence", "hash").first()
-    return {"sequence": last.sequence, "hash": last.hash} if last else {"sequence": 0, "hash": GENESIS_HASH}
-
-
-def _chain_head(*, repair: bool = False) -> dict[str, Any]:
-    """The chain head; with `repair` (after losing an append race, or when a writer died between its insert and
-    its head update) moved forward to the newest stored event first."""
-    collection = _head_collection()
-    head = None if repair else collection.find_one({"_id": _HEAD_ID})
-    if head is None:
-        newest = _newest_event()
-        collection.update_one({"_id": _HEAD_ID}, {"$setOnInsert": newest}, upsert=True)
-        _chain_head_advance(sequence=newest["sequence"], hash_=newest["hash"])
-        head = collection.find_one({"_id": _HEAD_ID})
-    return {"sequence": head["sequence"], "hash": head["hash"]}
-
-
-def _chain_head_advance(*, sequence: int, hash_: str) -> None:
-    """Move the head forward only (a slower writer never moves it back)."""
-    _head_collection().update_one(
-        {"_id": _HEAD_ID, "sequence": {"$lt": sequence}}, {"$set": {"sequence": sequence, "hash": hash_}}
-    )
+    return connections[router.db_for_write(AuditEvent)]
 
 
 def audit_record(
@@ -135,8 +112,14 @@ def audit_record(
     metadata: dict[str, Any] | None = None,
     actor_email: str = "",
 ) -> AuditEvent:
-    """Append one event to the chain. `actor` is a user (or None for anonymous/system); `request` supplies the IP
-    (trusted-proxy aware), user agent and request id. Secrets in `metadata` are replaced by "[redacted]"."""
+    """Record one event. `actor` is a user (or None for anonymous/system); `request` supplies the IP (trusted-proxy
+    aware), user agent and request id. Secrets in `metadata` are replaced by "[redacted]".
+
+    The event is one insert into the inbox: inside an open `django_mongodb_backend.transaction.atomic()` block it
+    is part of that transaction (stored together with the action, or not at all); outside, a single-document
+    insert. The sealer gives it its sequence and hash within seconds; readers of `AuditEvent.objects` seal first.
+    Returns the event as recorded: its `pk` is the sealed event's, `sequence` and `hash` are not assigned yet."""
+    connection = audit_connection()
     now = timezone.now()
     is_user = actor is not None and getattr(actor, "is_authenticated", False)
     fields = {
@@ -144,7 +127,7 @@ def audit_record(
         "actor_email": (actor.email if is_user else actor_email)[:254],
         "action": action,
         "resource": resource[:200],
-        "outcome": outcome,
+        "outcome": str(outcome),
         "ip": client_ip(request) if request is not None else "",
         "user_agent": (request.headers.get("User-Agent", "") if request is not None else "")[:300],
         "request_id": getattr(request, "request_id", "") if request is not None else "",
@@ -152,21 +135,14 @@ def audit_record(
         # Millisecond precision: what MongoDB stores, so the hash recomputes identically after a round trip.
         "created_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
     }
-    # The unique sequence makes concurrent writers retry instead of forking the chain; a short random back-off
-    # spreads the retries of many writers that lost the same race.
-    head = _chain_head()
-    for attempt in range(_APPEND_ATTEMPTS):
-        event = AuditEvent(sequence=head["sequence"] + 1, previous_hash=head["hash"], **fields)
-        event.hash = event_hash(event)
-        try:
-            event.save(force_insert=True)
-        except IntegrityError:
-            time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
-            head = _chain_head(repair=True)
-            continue
-        _chain_head_advance(sequence=event.sequence, hash_=event.hash)
-        return event
-    raise RuntimeError(f"Could not append to the audit chain after {_APPEND_ATTEMPTS} attempts")
+    document = {"_id": ObjectId(), **fields}
+    # The open transaction's session, if any: the event commits or rolls back with the action.
+    session = connection.session if connection.in_atomic_block_mongo else None
+    connection.database[INBOX_COLLECTION].insert_one(document, session=session)
+    event = AuditEvent(id=document["_id"], sequence=None, previous_hash="", hash="", **fields)
+    event._state.adding = False  # stored: `save()` refuses it like any other event
+    event._state.db = connection.alias
+    return event
 
 
 # OWASP CSV injection: a spreadsheet treats a cell starting with one of these as a formula.

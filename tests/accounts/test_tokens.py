@@ -71,7 +71,7 @@ def test_it_accepts_a_fresh_access_token_and_stores_only_hashes(api, make_user):
     # Neither token appears anywhere in the stored documents or the audit trail.
     from django.db import connection
 
-    for name in ("refreshTokens", "tokenFamilies", "auditEvents"):
+    for name in ("refreshTokens", "tokenFamilies", "auditEvents", "auditInbox"):
         for document in connection.database[name].find():
             text = json.dumps(document, default=str)
             assert pair["refresh"] not in text and jti not in text and pair["access"] not in text

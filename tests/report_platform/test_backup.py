@@ -107,12 +107,15 @@ def test_the_restored_audit_trail_still_verifies(populated, scratch_database, tm
         assert json.loads(compressed.readline())["format"] == "report-platform-export"
     call_command("restore_data", str(path), "--database", scratch_database.name)
     # Point the ORM at the restored copy for a moment: the chain verifies there too.
-    original = connection.database
-    connection.__dict__["database"] = scratch_database
+    from django.db import connections
+
+    wrapper = connections["default"]  # the connection object itself, which the ORM uses (not the proxy)
+    original = wrapper.database
+    wrapper.__dict__["database"] = scratch_database
     try:
         report = audit_chain_verify()
     finally:
-        connection.__dict__["database"] = original
+        wrapper.__dict__["database"] = original
     assert report.ok and report.checked == 3
 
 
