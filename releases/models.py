@@ -76,6 +76,9 @@ class TestCase(models.Model):
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     is_deleted = models.BooleanField(default=False, db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every transaction that records runs of the case or changes its visibility (releases.store), so
+    # MongoDB serialises writers of the same case; writers of different cases share no document.
+    write_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -145,13 +148,24 @@ class SummaryDimension(models.TextChoices):
     CATEGORY = "category", "Category"
 
 
+class SettledSummaryManager(models.Manager):
+    """Applies pending summary deltas (releases.store) before any queryset, so the admin, exports and tests read
+    figures that include every run recorded so far."""
+
+    def get_queryset(self):
+        from releases import store
+
+        store.summaries_settle()
+        return super().get_queryset()
+
+
 class QualitySummary(models.Model):
     """Counts of the latest run statuses of one RC, per suite and per owner / category within the suite.
 
-    Kept current at write time by `releases.services` (one `$inc` per touched document) and rebuilt from the raw
-    runs by `summaries_rebuild` / `manage.py rebuild_summaries`, so dashboards never scan the runs. A row with
-    dimension "all" and an empty key holds the suite's totals for the RC. Runs of soft-deleted cases are not
-    counted.
+    Kept by the applier of `releases.store` (summary deltas written with each run, applied in batches) and
+    rebuilt from the raw runs by `summaries_rebuild` / `manage.py rebuild_summaries`, so dashboards never scan the
+    runs. A row with dimension "all" and an empty key holds the suite's totals for the RC. Runs of soft-deleted
+    cases are not counted.
     """
 
     release_candidate = models.ForeignKey(ReleaseCandidate, on_delete=models.CASCADE, related_name="+")
@@ -162,6 +176,8 @@ class QualitySummary(models.Model):
     fail_count = models.IntegerField(default=0)
     pending_count = models.IntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = SettledSummaryManager()
 
     class Meta:
         db_table = "qualitySummaries"

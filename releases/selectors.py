@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -23,6 +24,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from releases import store
 from releases.models import (
     Priority,
     ReleaseCandidate,
@@ -34,8 +36,8 @@ from releases.models import (
 )
 from report_platform.errors import NotFound, ValidationFailed
 
-SUMMARIES = "qualitySummaries"
-RUNS = "testRuns"
+SUMMARIES = store.SUMMARIES
+RUNS = store.RUNS
 STATUS_FILTERS = (*RunStatus.values, "not_run")
 
 
@@ -70,13 +72,15 @@ def suite_get(*, suite_id: Any) -> TestSuite:
 
 
 def case_get(*, case_id: Any, include_deleted: bool = False) -> TestCase:
-    """The case with this id (soft-deleted ones only with `include_deleted`), or `NotFound`."""
-    queryset = TestCase.objects.select_related("suite").filter(pk=object_id_or_404(case_id, what="case"))
+    """The case with this id (soft-deleted ones only with `include_deleted`), or `NotFound`. Its suite is loaded
+    (a "(missing suite)" stand-in when an older version left the case without one)."""
+    queryset = TestCase.objects.filter(pk=object_id_or_404(case_id, what="case"))
     if not include_deleted:
         queryset = queryset.filter(is_deleted=False)
     case = queryset.first()
     if case is None:
         raise NotFound("No such case.")
+    suites_attach(cases=[case])
     return case
 
 
@@ -144,6 +148,7 @@ def release_candidate_current() -> ReleaseCandidate | None:
 def distinct_values() -> dict[str, list[str]]:
     """Owners and categories that have runs, for filter suggestions. Read from the summary documents (small),
     not from the cases, so it costs the same at any number of cases."""
+    store.summaries_settle()
     collection = connection.database[SUMMARIES]
     return {
         "owners": sorted(value for value in collection.distinct("key", {"dimension": "owner"}) if value),
@@ -155,6 +160,7 @@ def distinct_values() -> dict[str, list[str]]:
 
 
 def _summary_rows(*, release_candidate_ids: list[ObjectId], suite: TestSuite | None, dimensions: list[str]):
+    store.summaries_settle()
     query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "dimension": {"$in": dimensions}}
     if suite is not None:
         query["suite_id"] = suite.pk
@@ -445,7 +451,7 @@ def case_history(*, case: TestCase) -> list[TestRun]:
     rcs = {rc.pk: rc for rc in ReleaseCandidate.objects.filter(pk__in={run.release_candidate_id for run in runs})}
     users = {user.pk: user for user in User.objects.filter(pk__in={run.executed_by_id for run in runs} - {None})}
     for run in runs:
-        run.release_candidate = rcs[run.release_candidate_id]
+        run.release_candidate = rcs.get(run.release_candidate_id) or missing_release_candidate(run.release_candidate_id)
         run.executed_by = users.get(run.executed_by_id)
         run.case = case
     runs.sort(key=lambda run: (-run.release_candidate.sequence, -run.executed_at.timestamp(), str(run.pk)))
@@ -745,11 +751,288 @@ def case_list(
         cases = cases[:limit]
         last = cases[-1]
         next_cursor = encode_cursor(getattr(last, field_name), last.pk)
-    suites = {suite.pk: suite for suite in TestSuite.objects.filter(pk__in={case.suite_id for case in cases})}
-    for case in cases:
-        case.suite = suites[case.suite_id]
+    suites_attach(cases=cases)
     runs = {}
     if filters.release_candidate is not None and cases:
         runs = latest_runs_for(case_ids=[case.pk for case in cases], release_candidate=filters.release_candidate)
     rows = [{"case": case, "run": runs.get(case.pk)} for case in cases]
     return CasePage(rows=rows, next_cursor=next_cursor, sort=sort, limit=limit, filters=filters)
+
+
+# --- data left behind by older versions ----------------------------------------------------------------------------
+
+MISSING_SUITE_NAME = "(missing suite)"
+MISSING_RELEASE_CANDIDATE_NAME = "(missing RC)"
+
+
+def missing_suite(suite_id: ObjectId | None) -> TestSuite:
+    """A stand-in (never saved) for a suite an older version deleted from under its cases, so pages and the API
+    show "(missing suite)" instead of failing. `manage.py releases_repair` finds and repairs such cases."""
+    suite = TestSuite(pk=suite_id, name=MISSING_SUITE_NAME, product="(missing)")
+    suite._state.adding = False
+    return suite
+
+
+def missing_release_candidate(release_candidate_id: ObjectId | None) -> ReleaseCandidate:
+    """A stand-in (never saved, sorted before every RC) for an RC an older version deleted from under its runs."""
+    release_candidate = ReleaseCandidate(pk=release_candidate_id, name=MISSING_RELEASE_CANDIDATE_NAME, sequence=-1)
+    release_candidate._state.adding = False
+    return release_candidate
+
+
+def suites_attach(*, cases: list[TestCase]) -> None:
+    """Set `case.suite` on each case from one query; a suite that is gone becomes a `missing_suite` stand-in."""
+    suites = {suite.pk: suite for suite in TestSuite.objects.filter(pk__in={case.suite_id for case in cases})}
+    for case in cases:
+        case.suite = suites.get(case.suite_id) or missing_suite(case.suite_id)
+
+
+def orphans_find() -> dict[str, list[ObjectId]]:
+    """Ids of releases data whose parent is gone (left by older versions that deleted suites, cases or RCs
+    directly): {"cases_without_suite", "runs_without_case", "runs_without_release_candidate",
+    "runs_without_suite"}. A run in several lists is listed in each; "runs_without_suite" counts runs whose case
+    and RC exist but whose copied suite id points at nothing.
+
+    Suites and RCs are few, so their ids are read whole; the runs' case ids are checked in chunks of distinct ids,
+    so memory stays bounded by the number of distinct cases with runs, never by the number of runs."""
+    database = connection.database
+    suite_ids = [document["_id"] for document in database["testSuites"].find({}, {"_id": 1})]
+    rc_ids = [document["_id"] for document in database["releaseCandidates"].find({}, {"_id": 1})]
+    cases_without_suite = [
+        document["_id"] for document in database["testCases"].find({"suite_id": {"$nin": suite_ids}}, {"_id": 1})
+    ]
+    runs = database[RUNS]
+    runs_without_rc = [
+        document["_id"] for document in runs.find({"release_candidate_id": {"$nin": rc_ids}}, {"_id": 1})
+    ]
+    gone_case_ids: list[ObjectId] = []
+    chunk: list[ObjectId] = []
+
+    def check(case_ids: list[ObjectId]) -> None:
+        present = {document["_id"] for document in database["testCases"].find({"_id": {"$in": case_ids}}, {"_id": 1})}
+        gone_case_ids.extend(case_id for case_id in case_ids if case_id not in present)
+
+    for group in runs.aggregate([{"$group": {"_id": "$case_id"}}], allowDiskUse=True):
+        chunk.append(group["_id"])
+        if len(chunk) >= 5000:
+            check(chunk)
+            chunk = []
+    if chunk:
+        check(chunk)
+    runs_without_case = [document["_id"] for document in runs.find({"case_id": {"$in": gone_case_ids}}, {"_id": 1})]
+    broken = set(runs_without_case) | set(runs_without_rc)
+    runs_without_suite = [
+        document["_id"]
+        for document in runs.find({"suite_id": {"$nin": suite_ids}}, {"_id": 1})
+        if document["_id"] not in broken
+    ]
+    return {
+        "cases_without_suite": cases_without_suite,
+        "runs_without_case": runs_without_case,
+        "runs_without_release_candidate": runs_without_rc,
+        "runs_without_suite": runs_without_suite,
+    }
+
+
+# --- reads for other apps: reports, the AI assistant, CSV exports ----------------------------------------------------
+
+
+def _live_case_ids(case_ids: list[ObjectId]) -> set[ObjectId]:
+    """The ids among `case_ids` of cases that exist and are not soft-deleted (chunked `$in` on the primary key)."""
+    live: set[ObjectId] = set()
+    for start in range(0, len(case_ids), 5000):
+        chunk = case_ids[start : start + 5000]
+        live.update(
+            document["_id"]
+            for document in connection.database["testCases"].find(
+                {"_id": {"$in": chunk}, "is_deleted": False}, {"_id": 1}
+            )
+        )
+    return live
+
+
+def open_mantis_ids(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> list[int]:
+    """Mantis ids linked to the latest failing runs of the RC (the issues still open for it), ascending. Runs of
+    soft-deleted cases are left out, as in the dashboard's counts."""
+    match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True, "status": RunStatus.FAIL}
+    if suite is not None:
+        match["suite_id"] = suite.pk
+    runs = list(connection.database[RUNS].find(match, {"_id": 0, "case_id": 1, "mantis_ids": 1}))
+    live = _live_case_ids(list({run["case_id"] for run in runs}))
+    ids: set[int] = set()
+    for run in runs:
+        if run["case_id"] in live:
+            ids.update(int(value) for value in run.get("mantis_ids") or ())
+    return sorted(ids)
+
+
+def case_statuses_for_release_candidate(
+    *, release_candidate: ReleaseCandidate, suite: TestSuite | None = None
+) -> list[dict[str, Any]]:
+    """Every active case of the scope with its latest status for the RC ("" = no run) and that run's Mantis ids:
+    [{"suite", "suite_id", "key", "title", "category", "owner", "priority", "status", "mantis_ids": tuple}], by
+    suite name then key. A case whose suite is gone shows "(missing suite)".
+
+    Two projected queries (the RC's latest runs, then the cases), streamed in batches: 10k cases cost two index
+    scans and a few MB, not 10k ORM objects."""
+    database = connection.database
+    run_match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True}
+    case_match: dict[str, Any] = {"is_deleted": False}
+    if suite is not None:
+        run_match["suite_id"] = suite.pk
+        case_match["suite_id"] = suite.pk
+    latest = {
+        run["case_id"]: (run["status"], tuple(int(value) for value in run.get("mantis_ids") or ()))
+        for run in database[RUNS].find(run_match, {"_id": 0, "case_id": 1, "status": 1, "mantis_ids": 1})
+    }
+    suite_names = {
+        document["_id"]: document.get("name", "")
+        for document in database["testSuites"].find({"_id": suite.pk} if suite is not None else {}, {"name": 1})
+    }
+    projection = {"suite_id": 1, "key": 1, "title": 1, "category": 1, "owner": 1, "priority": 1}
+    rows = []
+    for case in database["testCases"].find(case_match, projection).batch_size(2000):
+        status, mantis = latest.get(case["_id"], ("", ()))
+        rows.append(
+            {
+                "suite": suite_names.get(case.get("suite_id"), MISSING_SUITE_NAME),
+                "suite_id": str(case.get("suite_id")),
+                "key": case.get("key", ""),
+                "title": case.get("title", ""),
+                "category": case.get("category", ""),
+                "owner": case.get("owner", ""),
+                "priority": int(case.get("priority") or Priority.P3),
+                "status": status,
+                "mantis_ids": mantis,
+            }
+        )
+    rows.sort(key=lambda row: (row["suite"], row["key"]))
+    return rows
+
+
+def release_candidate_counts(*, release_candidate: ReleaseCandidate) -> dict[str, int]:
+    """{"pass", "fail", "pending"} latest-run counts of the RC: the dashboard's figures (summary documents, runs
+    of soft-deleted cases not counted)."""
+    totals = quality_summary(release_candidate=release_candidate)["totals"]
+    return {"pass": totals["pass"], "fail": totals["fail"], "pending": totals["pending"]}
+
+
+def case_latest_runs(*, case: TestCase, limit: int = 8) -> list[TestRun]:
+    """The case's latest run on each RC, newest RC first (at most `limit`), with `release_candidate` loaded (a
+    "(missing RC)" stand-in for an RC that is gone)."""
+    runs = [
+        _instance(TestRun, document)
+        for document in connection.database[RUNS].find({"case_id": case.pk, "is_latest": True})
+    ]
+    rcs = {rc.pk: rc for rc in ReleaseCandidate.objects.filter(pk__in={run.release_candidate_id for run in runs})}
+    for run in runs:
+        run.release_candidate = rcs.get(run.release_candidate_id) or missing_release_candidate(run.release_candidate_id)
+        run.case = case
+    runs.sort(key=lambda run: (-run.release_candidate.sequence, -run.executed_at.timestamp()))
+    return runs[: max(0, int(limit))]
+
+
+def release_candidate_failing_runs(
+    *,
+    release_candidate: ReleaseCandidate,
+    limit: int,
+    category: str | None = None,
+    exclude_run_id: ObjectId | None = None,
+) -> list[TestRun]:
+    """The RC's latest failing runs (optionally of one category, without `exclude_run_id`) of cases that exist and
+    are not soft-deleted, by category then case key, at most `limit`; each with `case` and `release_candidate`
+    loaded."""
+    match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "status": RunStatus.FAIL, "is_latest": True}
+    if category is not None:
+        match["category"] = category
+    if exclude_run_id is not None:
+        match["_id"] = {"$ne": exclude_run_id}
+    runs = [_instance(TestRun, document) for document in connection.database[RUNS].find(match)]
+    cases = {case.pk: case for case in TestCase.objects.filter(pk__in={run.case_id for run in runs}, is_deleted=False)}
+    listed = [run for run in runs if run.case_id in cases]
+    for run in listed:
+        run.case = cases[run.case_id]
+        run.release_candidate = release_candidate
+    listed.sort(key=lambda run: (run.category, run.case.key, str(run.pk)))
+    return listed[: max(0, int(limit))]
+
+
+def _export_case(case: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "product": suite["product"],
+        "suite": suite["name"],
+        "key": case["key"],
+        "title": case.get("title", ""),
+        "category": case.get("category", ""),
+        "task": case.get("task", ""),
+        "owner": case.get("owner", ""),
+        "priority": case.get("priority", Priority.P3),
+        "tags": case.get("tags") or [],
+    }
+
+
+def _export_suites() -> dict[ObjectId, dict[str, Any]]:
+    return {suite["_id"]: suite for suite in connection.database["testSuites"].find({}, {"product": 1, "name": 1})}
+
+
+def cases_for_export() -> Iterator[dict[str, Any]]:
+    """Every case that is not soft-deleted, by suite id then key, as flat dicts {"product", "suite", "key",
+    "title", "category", "task", "owner", "priority", "tags"} (the CSV import format's case columns). Streamed in
+    batches; cases whose suite is gone are skipped (`manage.py releases_repair` finds them)."""
+    suites = _export_suites()
+    cursor = connection.database["testCases"].find({"is_deleted": {"$ne": True}}).sort([("suite_id", 1), ("key", 1)])
+    for case in cursor.batch_size(1000):
+        suite = suites.get(case["suite_id"])
+        if suite is not None:
+            yield _export_case(case, suite)
+
+
+def runs_for_export(*, release_candidate: ReleaseCandidate) -> Iterator[dict[str, Any]]:
+    """Every run of the RC (history included), by case then execution time, as the case's export dict plus
+    {"rc", "status", "mantis_ids", "notes", "executed_at" (aware, UTC), "executed_by_id"}. Streamed in batches of
+    1,000 runs with their cases read per batch; runs whose case or suite is gone are skipped."""
+    database = connection.database
+    suites = _export_suites()
+    cursor = (
+        database[RUNS].find({"release_candidate_id": release_candidate.pk}).sort([("case_id", 1), ("executed_at", 1)])
+    )
+    cases: dict[ObjectId, dict[str, Any]] = {}
+
+    def rows(runs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        missing = list({run["case_id"] for run in runs} - cases.keys())
+        for case in database["testCases"].find({"_id": {"$in": missing}}):
+            cases[case["_id"]] = case
+        for run in runs:
+            case = cases.get(run["case_id"])
+            suite = suites.get(case["suite_id"]) if case else None
+            if case is None or suite is None:
+                continue
+            executed_at = run["executed_at"]
+            yield {
+                **_export_case(case, suite),
+                "rc": release_candidate.name,
+                "status": run["status"],
+                "mantis_ids": run.get("mantis_ids") or [],
+                "notes": run.get("notes", ""),
+                "executed_at": executed_at if executed_at.tzinfo else executed_at.replace(tzinfo=UTC),
+                "executed_by_id": run.get("executed_by_id"),
+            }
+        if len(cases) > 20_000:
+            cases.clear()
+
+    pending: list[dict[str, Any]] = []
+    for run in cursor.batch_size(1000):
+        pending.append(run)
+        if len(pending) >= 1000:
+            yield from rows(pending)
+            pending = []
+    if pending:
+        yield from rows(pending)
+
+
+def release_candidate_has_runs(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> bool:
+    """Whether any run was recorded for the RC (in one suite, when given): one indexed lookup."""
+    query: dict[str, Any] = {"release_candidate_id": release_candidate.pk}
+    if suite is not None:
+        query["suite_id"] = suite.pk
+    return connection.database[RUNS].find_one(query, {"_id": 1}) is not None

@@ -1,52 +1,39 @@
-"""Writes of the releases app. Each service checks the actor's role, validates, writes, keeps the metric summary
-documents current and records exactly one audit event.
+"""Writes of the releases app. Each service checks the actor's role, validates, writes and records exactly one
+audit event, in the same transaction as the write where the write is transactional.
 
-Summary documents (`QualitySummary`, collection `qualitySummaries`) hold, per RC and suite, the counts of the latest
-run statuses in total ("all") and per owner / category. A run that becomes the latest of its (case, RC) pair moves
-one count from the previous latest status to the new one; deleting a case removes its latest runs from the counts,
-restoring it adds them back. `summaries_rebuild` recomputes the documents from the raw runs.
+Runs and case visibility go through `releases.store` (one transaction per action, a summary delta in the outbox;
+see its docstring for the write path). Summary documents (`QualitySummary`, collection `qualitySummaries`) hold,
+per RC and suite, the counts of the latest run statuses in total ("all") and per owner / category; they are kept by
+the store's applier, and `summaries_rebuild` recomputes them from the raw runs.
 """
 
 from __future__ import annotations
 
-import re
-import time
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import IntegrityError
 from django.http import HttpRequest
 from django.utils import timezone
-from django_mongodb_backend import transaction
-from pymongo.errors import PyMongoError
 
 from accounts.permissions import require_role
 from audit.models import AuditEvent
 from audit.services import audit_record
-from releases.models import (
-    ReleaseCandidate,
-    RunStatus,
-    SummaryDimension,
-    TestCase,
-    TestRun,
-    TestSuite,
-)
-from report_platform.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
+from releases import rules, store
+from releases.models import ReleaseCandidate, RunStatus, TestCase, TestRun, TestSuite
+from report_platform.errors import Conflict, Forbidden, NotAuthenticated, ServiceUnavailable, ValidationFailed
 
-MANTIS_ID_MAX = 10**9
-MANTIS_IDS_PER_RUN_MAX = 20
-NOTES_MAX_LENGTH = 5000
-TAGS_MAX = 20
+# Field limits come from the one rule table (releases/rules.py); the names stay for existing callers.
+MANTIS_ID_MAX = rules.MANTIS_ID_MAX
+MANTIS_IDS_PER_RUN_MAX = rules.MANTIS_IDS_PER_RUN_MAX
+NOTES_MAX_LENGTH = rules.NOTES_MAX_LENGTH
+TAGS_MAX = rules.TAGS_MAX
 BULK_RECORD_MAX = 1000
-_TRANSACTION_ATTEMPTS = 5
-_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+_KEY_PATTERN = rules.KEY_PATTERN
 CASE_EDITABLE_FIELDS = ("suite", "key", "title", "category", "task", "owner", "priority", "tags")
-SUMMARIES = "qualitySummaries"
-RUNS = "testRuns"
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -72,8 +59,32 @@ def _fields_from(error: DjangoValidationError) -> dict[str, list[str]]:
     return {"__all__": [str(message) for message in error.messages]}
 
 
+_RULES_BY_MODEL = {
+    TestCase: rules.CASE_TEXT,
+    TestSuite: rules.SUITE_TEXT,
+    ReleaseCandidate: rules.RELEASE_CANDIDATE_TEXT,
+}
+
+
+def _stored_values(instance, names: list[str]) -> dict[str, Any] | None:
+    """The instance's values as saved (None for a new one), to tell changed fields from unchanged ones."""
+    if instance._state.adding or instance.pk is None:
+        return None
+    return type(instance).objects.filter(pk=instance.pk).values(*names).first()
+
+
 def _validate(instance, *, exclude: Iterable[str] = ()) -> None:
-    """Model validation (lengths, choices, unique constraints) as one coded `ValidationFailed`."""
+    """The rule table (releases/rules.py: lengths, key and RC name patterns, priority, tags) and then model
+    validation (required values, choices, foreign keys, unique constraints), each as one coded error.
+
+    A field that still holds its stored value is not judged by the rule table again: data an older rule let in
+    (a key `LOGIN 001` from an earlier import) stays editable; a new or changed value must follow the rules."""
+    text = _RULES_BY_MODEL.get(type(instance))
+    if text is not None:
+        names = [*text, *(("priority", "tags") if isinstance(instance, TestCase) else ())]
+        rules.check_values(
+            {name: getattr(instance, name) for name in names}, text=text, stored=_stored_values(instance, names)
+        )
     try:
         instance.full_clean(exclude=list(exclude))
     except DjangoValidationError as error:
@@ -88,92 +99,21 @@ def _to_millis(moment: datetime) -> datetime:
 
 
 def _clean_mantis_ids(mantis_ids: Iterable[Any]) -> list[int]:
-    cleaned: list[int] = []
-    for value in mantis_ids or ():
-        text = str(value).strip().lstrip("#")
-        if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) < MANTIS_ID_MAX:
-            raise ValidationFailed(
-                "Mantis ids are positive whole numbers.",
-                code="invalid_mantis_id",
-                fields={"mantis_ids": [f"{str(value)[:30]!r} is not a Mantis issue id."]},
-            )
-        if int(text) not in cleaned:
-            cleaned.append(int(text))
-    if len(cleaned) > MANTIS_IDS_PER_RUN_MAX:
-        raise ValidationFailed(
-            code="invalid_mantis_id", fields={"mantis_ids": [f"At most {MANTIS_IDS_PER_RUN_MAX} ids per run."]}
-        )
-    return cleaned
+    """Distinct Mantis ids as ints (rule table: code "invalid_mantis_id")."""
+    return rules.clean_mantis_ids(mantis_ids)
 
 
 def _clean_tags(tags: Iterable[Any]) -> list[str]:
-    cleaned: list[str] = []
-    for tag in tags or ():
-        text = str(tag).strip()
-        if not text:
-            continue
-        if len(text) > 50:
-            raise ValidationFailed(code="invalid_tag", fields={"tags": ["A tag has at most 50 characters."]})
-        if text not in cleaned:
-            cleaned.append(text)
-    if len(cleaned) > TAGS_MAX:
-        raise ValidationFailed(code="invalid_tag", fields={"tags": [f"At most {TAGS_MAX} tags."]})
-    return cleaned
+    """Trimmed, distinct tags, each within the rule table's length (code "invalid_tag"). The number of tags is
+    checked by `_validate`, which knows the stored tags (an unchanged list an older rule let in passes)."""
+    return rules.clean_tags(tags, check_count=False)
 
 
 def _check_key(key: str) -> None:
-    if not _KEY_PATTERN.match(key or ""):
-        raise ValidationFailed(
-            code="invalid_key",
-            fields={"key": ["Use letters, digits and . _ : / - (no spaces), starting with a letter or digit."]},
-        )
-
-
-def _status_counts(status: str, sign: int) -> dict[str, int]:
-    return {
-        "pass_count": sign if status == RunStatus.PASS else 0,
-        "fail_count": sign if status == RunStatus.FAIL else 0,
-        "pending_count": sign if status == RunStatus.PENDING else 0,
-    }
-
-
-def _summary_adjust(*, runs: Iterable[dict[str, Any]], sign: int) -> None:
-    """Add (`sign=1`) or remove (`sign=-1`) runs from the summary documents. Each run is a dict with
-    release_candidate_id, suite_id, owner, category and status. Uses the open MongoDB transaction, if any."""
-    increments: dict[tuple, dict[str, int]] = defaultdict(
-        lambda: {"pass_count": 0, "fail_count": 0, "pending_count": 0}
-    )
-    for run in runs:
-        counts = _status_counts(run["status"], sign)
-        for dimension, key in (
-            (SummaryDimension.ALL, ""),
-            (SummaryDimension.OWNER, run["owner"]),
-            (SummaryDimension.CATEGORY, run["category"]),
-        ):
-            target = increments[(run["release_candidate_id"], run["suite_id"], str(dimension), key)]
-            for name, value in counts.items():
-                target[name] += value
-    if not increments:
-        return
-    collection = connection.database[SUMMARIES]
-    now = timezone.now()
-    for (rc_id, suite_id, dimension, key), counts in increments.items():
-        collection.update_one(
-            {"release_candidate_id": rc_id, "suite_id": suite_id, "dimension": dimension, "key": key},
-            {"$inc": counts, "$set": {"updated_at": _to_millis(now)}},
-            upsert=True,
-            session=connection.session,
-        )
-
-
-def _run_fields(run: TestRun) -> dict[str, Any]:
-    return {
-        "release_candidate_id": run.release_candidate_id,
-        "suite_id": run.suite_id,
-        "owner": run.owner,
-        "category": run.category,
-        "status": run.status,
-    }
+    """A case key's length (code "too_long"). Its pattern (code "invalid_key") is checked by `_validate`, which
+    knows the stored key: an unchanged key an older rule let in passes, a new or changed one must match."""
+    if len(key or "") > rules.KEY_MAX_LENGTH:
+        rules.KEY.check(key, field="key")
 
 
 # --- suites ------------------------------------------------------------------------------------------------------
@@ -247,7 +187,7 @@ def release_candidate_create(
     _require(actor, "reviewer", action="rc.create", resource="rc:new", request=request)
     if sequence is None:
         last = ReleaseCandidate.objects.order_by("-sequence").first()
-        sequence = (last.sequence + 10) if last else 10
+        sequence = rules.next_rc_sequence(last.sequence if last else None)
     if ReleaseCandidate.objects.filter(sequence=sequence).exists():
         raise Conflict(
             "Another RC already has this position.",
@@ -310,16 +250,19 @@ def release_candidate_move(
         neighbour = ReleaseCandidate.objects.filter(sequence__gt=current.sequence).order_by("sequence").first()
     if neighbour is None:
         raise Conflict("This RC is already at that end of the order.", code="cannot_move")
-    with transaction.atomic():
+
+    def work(session) -> None:
         ReleaseCandidate.objects.filter(pk=current.pk).update(sequence=neighbour.sequence)
         ReleaseCandidate.objects.filter(pk=neighbour.pk).update(sequence=current.sequence)
-    audit_record(
-        action="rc.move",
-        actor=actor,
-        resource=f"rc:{current.pk}",
-        request=request,
-        metadata={"direction": direction, "swapped_with": str(neighbour.pk)},
-    )
+        audit_record(
+            action="rc.move",
+            actor=actor,
+            resource=f"rc:{current.pk}",
+            request=request,
+            metadata={"direction": direction, "swapped_with": str(neighbour.pk)},
+        )
+
+    store.in_transaction(work)
     current.sequence = neighbour.sequence
     return current
 
@@ -356,17 +299,22 @@ def case_create(
         created_by=actor,
     )
     _validate(case, exclude=["created_by"])
+
+    def work(session) -> None:
+        case.pk = None
+        case.save(force_insert=True)
+        audit_record(
+            action="case.create",
+            actor=actor,
+            resource=f"case:{case.pk}",
+            request=request,
+            metadata={"suite": str(suite.pk), "key": case.key},
+        )
+
     try:
-        case.save()
+        store.in_transaction(work)
     except IntegrityError:
         raise Conflict("A case with this key already exists in the suite.", code="duplicate")
-    audit_record(
-        action="case.create",
-        actor=actor,
-        resource=f"case:{case.pk}",
-        request=request,
-        metadata={"suite": str(suite.pk), "key": case.key},
-    )
     return case
 
 
@@ -396,51 +344,60 @@ def case_update(*, case: TestCase, actor, request: HttpRequest | None = None, **
             value = value.strip()
         setattr(candidate, name, value)
     _validate(candidate, exclude=["created_by"])
-    try:
-        candidate.save()
-    except IntegrityError:
-        raise Conflict("A case with this key already exists in the suite.", code="duplicate")
     changed = [
         name for name, value in before.items() if getattr(candidate, name if name != "suite" else "suite_id") != value
     ]
-    audit_record(
-        action="case.update", actor=actor, resource=f"case:{case.pk}", request=request, metadata={"changed": changed}
-    )
-    return candidate
 
-
-def _latest_runs_of(case: TestCase) -> list[dict[str, Any]]:
-    return [
-        _run_fields(run)
-        for run in TestRun.objects.filter(case=case, is_latest=True).only(
-            "release_candidate_id", "suite_id", "owner", "category", "status"
+    def work(session) -> None:
+        # Only the changed fields: a concurrent delete, restore or run of this case is never overwritten.
+        saved = TestCase.objects.filter(pk=candidate.pk, is_deleted=False).update(
+            updated_at=timezone.now(), **{name: getattr(candidate, name) for name in changed}
         )
-    ]
+        if saved != 1:
+            raise Conflict("Deleted cases cannot be edited; restore it first.", code="case_deleted")
+        audit_record(
+            action="case.update",
+            actor=actor,
+            resource=f"case:{case.pk}",
+            request=request,
+            metadata={"changed": changed},
+        )
+
+    try:
+        store.in_transaction(work)
+    except IntegrityError:
+        raise Conflict("A case with this key already exists in the suite.", code="duplicate")
+    return TestCase.objects.get(pk=candidate.pk)
 
 
 def case_delete(*, case: TestCase, actor, request: HttpRequest | None = None) -> TestCase:
-    """Soft-delete a case (admin only): hidden from lists and removed from the metrics; its runs are kept."""
+    """Soft-delete a case (admin only): hidden from lists and removed from the metrics; its runs are kept. The
+    flag, the summary deltas and the audit event are one transaction."""
     _require(actor, "admin", action="case.delete", resource=f"case:{case.pk}", request=request)
-    with transaction.atomic():
-        claimed = TestCase.objects.filter(pk=case.pk, is_deleted=False).update(
-            is_deleted=True, deleted_at=_to_millis(timezone.now())
-        )
-        if claimed != 1:
-            raise Conflict("The case is already deleted.", code="already_deleted")
-        _summary_adjust(runs=_latest_runs_of(case), sign=-1)
-    audit_record(action="case.delete", actor=actor, resource=f"case:{case.pk}", request=request)
+    changed = store.case_visibility_set(
+        case_id=case.pk,
+        deleted=True,
+        on_commit_audit=lambda: audit_record(
+            action="case.delete", actor=actor, resource=f"case:{case.pk}", request=request
+        ),
+    )
+    if not changed:
+        raise Conflict("The case is already deleted.", code="already_deleted")
     return TestCase.objects.get(pk=case.pk)
 
 
 def case_restore(*, case: TestCase, actor, request: HttpRequest | None = None) -> TestCase:
     """Restore a soft-deleted case (admin only): it reappears in lists and its latest runs count again."""
     _require(actor, "admin", action="case.restore", resource=f"case:{case.pk}", request=request)
-    with transaction.atomic():
-        claimed = TestCase.objects.filter(pk=case.pk, is_deleted=True).update(is_deleted=False, deleted_at=None)
-        if claimed != 1:
-            raise Conflict("The case is not deleted.", code="not_deleted")
-        _summary_adjust(runs=_latest_runs_of(case), sign=1)
-    audit_record(action="case.restore", actor=actor, resource=f"case:{case.pk}", request=request)
+    changed = store.case_visibility_set(
+        case_id=case.pk,
+        deleted=False,
+        on_commit_audit=lambda: audit_record(
+            action="case.restore", actor=actor, resource=f"case:{case.pk}", request=request
+        ),
+    )
+    if not changed:
+        raise Conflict("The case is not deleted.", code="not_deleted")
     return TestCase.objects.get(pk=case.pk)
 
 
@@ -466,67 +423,35 @@ def _validate_run_input(*, status: str, mantis_ids: Iterable[Any], notes: str, e
     return cleaned_ids, notes, _to_millis(executed_at)
 
 
-def _record_one(
-    *,
-    case: TestCase,
-    release_candidate: ReleaseCandidate,
-    status: str,
-    mantis_ids: list[int],
-    notes: str,
-    executed_at: datetime,
-    actor,
-) -> TestRun:
+def _append(runs: list[store.NewRun], *, audit, skip_deleted: bool = False) -> list[store.NewRun]:
+    """`store.runs_append` with its exceptions as coded domain errors."""
+    try:
+        return store.runs_append(runs, on_commit_audit=audit, skip_deleted=skip_deleted)
+    except store.CaseGone:
+        raise Conflict("Runs cannot be recorded for a deleted case.", code="case_deleted")
+    except store.StoreBusy:
+        raise ServiceUnavailable(
+            "This case is being written continuously by others; nothing was recorded. Try again.", code="busy"
+        )
+
+
+def _as_run(new: store.NewRun, *, case: TestCase, release_candidate: ReleaseCandidate, actor) -> TestRun:
+    """The stored run as a model instance, without reading it back."""
     run = TestRun(
+        id=new.run_id,
         case=case,
         release_candidate=release_candidate,
-        status=status,
-        mantis_ids=mantis_ids,
-        notes=notes,
-        executed_at=executed_at,
-        executed_by=actor if getattr(actor, "is_authenticated", False) else None,
+        status=new.status,
+        mantis_ids=list(new.mantis_ids),
+        notes=new.notes,
+        executed_at=new.executed_at,
+        executed_by=actor if new.executed_by_id is not None else None,
         suite_id=case.suite_id,
         owner=case.owner,
         category=case.category,
-        is_latest=False,
-        created_at=_to_millis(timezone.now()),
+        is_latest=new.is_latest,
     )
-    for attempt in range(_TRANSACTION_ATTEMPTS):
-        try:
-            return _record_in_transaction(run, case=case, release_candidate=release_candidate)
-        except (PyMongoError, DatabaseError) as error:
-            # Two runs of the same (case, RC) recorded at once: MongoDB aborts one transaction; try it again.
-            cause = error if isinstance(error, PyMongoError) else error.__cause__
-            transient = isinstance(cause, PyMongoError) and cause.has_error_label("TransientTransactionError")
-            if not transient or attempt == _TRANSACTION_ATTEMPTS - 1:
-                if transient:
-                    raise Conflict("Another run was recorded at the same moment; try again.", code="concurrent_run")
-                raise
-            run.pk = None
-            run.is_latest = False
-            time.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _record_in_transaction(run: TestRun, *, case: TestCase, release_candidate: ReleaseCandidate) -> TestRun:
-    executed_at = run.executed_at
-    with transaction.atomic():
-        current = (
-            TestRun.objects.filter(case=case, release_candidate=release_candidate, is_latest=True)
-            .order_by("-executed_at", "-id")
-            .first()
-        )
-        becomes_latest = current is None or executed_at >= current.executed_at
-        if becomes_latest:
-            if current is not None:
-                claimed = TestRun.objects.filter(pk=current.pk, is_latest=True).update(is_latest=False)
-                if claimed != 1:
-                    raise Conflict("Another run was recorded at the same moment; try again.", code="concurrent_run")
-            run.is_latest = True
-        run.save()
-        if becomes_latest and not case.is_deleted:
-            if current is not None:
-                _summary_adjust(runs=[_run_fields(current)], sign=-1)
-            _summary_adjust(runs=[_run_fields(run)], sign=1)
+    run._state.adding = False
     return run
 
 
@@ -543,10 +468,11 @@ def test_run_record(
 ) -> TestRun:
     """Append a run of `case` for `release_candidate` and return it.
 
-    The newest run (by `executed_at`, then insertion) of a (case, RC) pair is the latest (`is_latest=True`); a run
-    back-dated before the current latest is stored as history only. When the new run becomes the latest, the summary
-    documents move one count from the old status to the new one, in the same MongoDB transaction. `executed_by` is
-    the actor. Raises `ValidationFailed` (codes "invalid_status", "invalid_mantis_id", "notes_too_long",
+    The newest run (by `executed_at`, then id) of a (case, RC) pair is the latest (`is_latest=True`); a run
+    back-dated before the current latest is stored as history only. The run, its case's latest flag, the summary
+    delta and the audit event are written in one transaction (`releases.store.runs_append`); runs of other cases
+    never conflict with it, and a concurrent run of the same pair is simply stored too. `executed_by` is the actor.
+    Raises `ValidationFailed` (codes "invalid_status", "invalid_mantis_id", "notes_too_long",
     "invalid_executed_at") and `Conflict` ("case_deleted") without writing anything.
     """
     _require(actor, "reviewer", action="run.record", resource=f"case:{case.pk}", request=request)
@@ -555,23 +481,32 @@ def test_run_record(
     )
     if case.is_deleted:
         raise Conflict("Runs cannot be recorded for a deleted case.", code="case_deleted")
-    run = _record_one(
-        case=case,
-        release_candidate=release_candidate,
+    new = store.NewRun(
+        case_id=case.pk,
+        release_candidate_id=release_candidate.pk,
         status=status,
         mantis_ids=mantis,
         notes=notes,
         executed_at=executed_at,
-        actor=actor,
+        executed_by_id=actor.pk if getattr(actor, "is_authenticated", False) else None,
     )
-    audit_record(
-        action="run.record",
-        actor=actor,
-        resource=f"run:{run.pk}",
-        request=request,
-        metadata={"case": str(case.pk), "rc": release_candidate.name, "status": status, "latest": run.is_latest},
-    )
-    return run
+
+    def audit(stored: list[store.NewRun]) -> None:
+        audit_record(
+            action="run.record",
+            actor=actor,
+            resource=f"run:{new.run_id}",
+            request=request,
+            metadata={
+                "case": str(case.pk),
+                "rc": release_candidate.name,
+                "status": status,
+                "latest": stored[0].is_latest,
+            },
+        )
+
+    _append([new], audit=audit)
+    return _as_run(new, case=case, release_candidate=release_candidate, actor=actor)
 
 
 def test_run_bulk_record(
@@ -585,75 +520,53 @@ def test_run_bulk_record(
 ) -> int:
     """Record the same status for many cases of an RC (the run grid's bulk action); returns how many runs were
     written. At most `BULK_RECORD_MAX` cases (`ValidationFailed` code "bulk_too_large" otherwise, nothing written).
-    One audit event for the whole action."""
+    All runs, their deltas and the one audit event for the whole action are one transaction; cases deleted
+    meanwhile are left out."""
     _require(actor, "reviewer", action="run.bulk_record", resource=f"rc:{release_candidate.pk}", request=request)
     mantis, notes, executed_at = _validate_run_input(status=status, mantis_ids=(), notes=notes, executed_at=None)
-    cases = [case for case in cases if not case.is_deleted]
+    cases = list({case.pk: case for case in cases if not case.is_deleted}.values())
     if len(cases) > BULK_RECORD_MAX:
         raise ValidationFailed(
             f"At most {BULK_RECORD_MAX} cases at once; narrow the filter.",
             code="bulk_too_large",
             fields={"__all__": [f"{len(cases)} cases match; the limit is {BULK_RECORD_MAX}."]},
         )
-    for case in cases:
-        _record_one(
-            case=case,
-            release_candidate=release_candidate,
+    if not cases:
+        return 0
+    executed_by_id = actor.pk if getattr(actor, "is_authenticated", False) else None
+    runs = [
+        store.NewRun(
+            case_id=case.pk,
+            release_candidate_id=release_candidate.pk,
             status=status,
             mantis_ids=mantis,
             notes=notes,
             executed_at=executed_at,
-            actor=actor,
+            executed_by_id=executed_by_id,
         )
-    audit_record(
-        action="run.bulk_record",
-        actor=actor,
-        resource=f"rc:{release_candidate.pk}",
-        request=request,
-        metadata={"status": status, "count": len(cases)},
-    )
-    return len(cases)
+        for case in cases
+    ]
+
+    def audit(stored: list[store.NewRun]) -> None:
+        audit_record(
+            action="run.bulk_record",
+            actor=actor,
+            resource=f"rc:{release_candidate.pk}",
+            request=request,
+            metadata={"status": status, "count": len(stored)},
+        )
+
+    return len(_append(runs, audit=audit, skip_deleted=True))
 
 
 # --- summaries ---------------------------------------------------------------------------------------------------
 
 
-def _repair_latest_flags(match: dict[str, Any]) -> int:
-    """Where bulk writers left several runs of one (case, RC) marked latest, keep only the newest one marked.
-    Returns how many runs were unmarked."""
-    runs = connection.database[RUNS]
-    duplicates = runs.aggregate(
-        [
-            {"$match": {**match, "is_latest": True}},
-            {"$group": {"_id": {"c": "$case_id", "r": "$release_candidate_id"}, "n": {"$sum": 1}}},
-            {"$match": {"n": {"$gt": 1}}},
-        ],
-        allowDiskUse=True,
-    )
-    unmarked = 0
-    for group in duplicates:
-        marked = list(
-            runs.find(
-                {"case_id": group["_id"]["c"], "release_candidate_id": group["_id"]["r"], "is_latest": True},
-                {"_id": 1},
-            ).sort([("executed_at", -1), ("_id", -1)])
-        )
-        stale = [doc["_id"] for doc in marked[1:]]
-        unmarked += runs.update_many({"_id": {"$in": stale}}, {"$set": {"is_latest": False}}).modified_count
-    return unmarked
-
-
 def summaries_rebuild(*, release_candidate_ids: list | None = None) -> None:
-    """Recompute the metric summary documents from the raw runs, for the given RC ids (ObjectIds or 24-hex strings)
-    or for every RC when None.
-
-    Counts the latest run (`is_latest`) of each (case, RC) whose case is not soft-deleted, per RC and suite:
-    one document with dimension "all" (key "") and one per owner and per category, each with pass_count,
-    fail_count and pending_count. Where a bulk writer left several runs of a (case, RC) marked latest, only the
-    newest (by executed_at, then id) stays marked. Idempotent; safe to run at any time.
-    """
-    match: dict[str, Any] = {}
-    summary_filter: dict[str, Any] = {}
+    """Recompute the metric summary documents from the raw runs, for the given RC ids (ObjectIds, 24-hex strings
+    or RCs) or for every RC when None (`releases.store.summaries_rebuild`). Idempotent; safe at any time, also
+    while runs are being recorded."""
+    ids = None
     if release_candidate_ids is not None:
         ids = []
         for value in release_candidate_ids:
@@ -665,59 +578,4 @@ def summaries_rebuild(*, release_candidate_ids: list | None = None) -> None:
                 ids.append(ObjectId(str(value)))
             else:
                 raise ValidationFailed(code="invalid_release_candidate", fields={"release_candidate_ids": [str(value)]})
-        match = {"release_candidate_id": {"$in": ids}}
-        summary_filter = {"release_candidate_id": {"$in": ids}}
-    _repair_latest_flags(match)
-    deleted_case_ids = list(TestCase.objects.filter(is_deleted=True).values_list("pk", flat=True))
-    pipeline_match: dict[str, Any] = {**match, "is_latest": True}
-    if deleted_case_ids:
-        pipeline_match["case_id"] = {"$nin": deleted_case_ids}
-    grouped = connection.database[RUNS].aggregate(
-        [
-            {"$match": pipeline_match},
-            {
-                "$group": {
-                    "_id": {
-                        "r": "$release_candidate_id",
-                        "s": "$suite_id",
-                        "o": "$owner",
-                        "c": "$category",
-                        "t": "$status",
-                    },
-                    "n": {"$sum": 1},
-                }
-            },
-        ],
-        allowDiskUse=True,
-    )
-    documents: dict[tuple, dict[str, Any]] = {}
-    now = _to_millis(timezone.now())
-    for row in grouped:
-        key = row["_id"]
-        counts = _status_counts(key["t"], row["n"])
-        for dimension, value in (
-            (SummaryDimension.ALL, ""),
-            (SummaryDimension.OWNER, key["o"]),
-            (SummaryDimension.CATEGORY, key["c"]),
-        ):
-            identity = (key["r"], key["s"], str(dimension), value)
-            document = documents.setdefault(
-                identity,
-                {
-                    "release_candidate_id": key["r"],
-                    "suite_id": key["s"],
-                    "dimension": str(dimension),
-                    "key": value,
-                    "pass_count": 0,
-                    "fail_count": 0,
-                    "pending_count": 0,
-                    "updated_at": now,
-                },
-            )
-            for name, amount in counts.items():
-                document[name] += amount
-    collection = connection.database[SUMMARIES]
-    with transaction.atomic():
-        collection.delete_many(summary_filter, session=connection.session)
-        if documents:
-            collection.insert_many(list(documents.values()), session=connection.session)
+    store.summaries_rebuild(release_candidate_ids=ids)

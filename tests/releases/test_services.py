@@ -53,7 +53,7 @@ def _bad_runs():
         ({"status": "pass", "mantis_ids": [0]}, "invalid_mantis_id"),
         ({"status": "pass", "mantis_ids": [True]}, "invalid_mantis_id"),
         ({"status": "pass", "mantis_ids": list(range(1, 30))}, "invalid_mantis_id"),
-        ({"status": "pass", "notes": "x" * 5001}, "notes_too_long"),
+        ({"status": "pass", "notes": "x" * 10_001}, "notes_too_long"),
         ({"status": "pass", "executed_at": timezone.now() + timedelta(days=1)}, "invalid_executed_at"),
     ]
 
@@ -188,7 +188,7 @@ def test_concurrent_runs_of_one_case_leave_exactly_one_latest(make_case, make_rc
         try:
             barrier.wait()
             services.test_run_record(case=case, release_candidate=rc, status=status, actor=reviewer)
-        except Conflict as error:  # allowed outcome: the caller is told to try again, nothing half-written
+        except Exception as error:  # no outcome but success is allowed: every run is stored
             errors.append(error)
         finally:
             connections.close_all()
@@ -198,9 +198,9 @@ def test_concurrent_runs_of_one_case_leave_exactly_one_latest(make_case, make_rc
         thread.start()
     for thread in threads:
         thread.join()
-    assert all(error.code == "concurrent_run" for error in errors)
+    assert errors == []
     latest = _latest(case, rc)
     assert len(latest) == 1
-    assert TestRun.objects.filter(case=case).count() == len(statuses) - len(errors)
+    assert TestRun.objects.filter(case=case).count() == len(statuses)
     totals = selectors.quality_summary(release_candidate=rc)["totals"]
     assert totals["total"] == 1 and totals[latest[0].status] == 1

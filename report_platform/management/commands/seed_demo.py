@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import Role, User
-from releases.models import ReleaseCandidate, RunStatus, TestCase, TestRun, TestSuite
+from releases import store
+from releases.models import ReleaseCandidate, RunStatus, TestCase, TestSuite
 
 DEMO_USERS = [
     ("admin@demo.local", "Ada Admin", Role.ADMIN),
@@ -166,20 +167,18 @@ class Command(BaseCommand):
                     else:
                         status = RunStatus.PASS
                     runs.append(
-                        TestRun(
-                            case=case,
-                            release_candidate=rc,
+                        store.NewRun(
+                            case_id=case.pk,
+                            release_candidate_id=rc.pk,
                             status=status,
                             mantis_ids=[rng.randint(1000, 9999)] if status == RunStatus.FAIL else [],
                             notes="Fails intermittently on CI." if flaky and status == RunStatus.FAIL else "",
-                            executed_at=rc.created_at + timedelta(hours=rng.randint(1, 120)),
-                            executed_by=reviewer,
-                            suite=suite,
-                            owner=case.owner,
-                            category=case.category,
-                            is_latest=True,
+                            executed_at=store.to_millis(rc.created_at + timedelta(hours=rng.randint(1, 120))),
+                            executed_by_id=reviewer.pk,
                         )
                     )
-            TestRun.objects.bulk_create(runs)
+            # Through the releases store, like every other writer of runs (latest flags and summary deltas).
+            for start in range(0, len(runs), 500):
+                store.runs_append(runs[start : start + 500])
             run_count += len(runs)
         return case_count, run_count

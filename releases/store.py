@@ -1,0 +1,575 @@
+"""The releases store: the one module that writes runs and keeps the quality summaries.
+
+It owns the collection names, the shape of a run document, the latest-run rule and summary maintenance. Services
+(page, grid, API), the importer's bulk writes, `seed_demo` and the test builders all write runs through it.
+
+The write path (MongoDB aborts the second of two open transactions that write the same document, so a transaction
+only touches documents that belong to what is being written):
+
+- Recording runs is ONE transaction per call (`runs_append`): for each case it bumps the case's `write_version`
+  (so two writers of the same case, or a run and a concurrent delete, are serialised by the server), turns off the
+  `is_latest` flag of the pair's previous latest run when the new run is newer, inserts the run, inserts ONE
+  summary-delta row (the outbox) and, through the caller's callback, the audit event. Runs of different cases
+  share no document, so they never abort each other; two runs of the same (case, RC) at the same moment are both
+  stored (the loser of the conflict runs again and sees the winner), and the latest is the newest by
+  (`executed_at`, `_id`).
+- The summary documents (`qualitySummaries`) are never written by a user's transaction. One applier at a time
+  (`summary_deltas_apply`, under a Redis lock; correctness does not depend on the lock) takes pending delta rows in
+  batches and, in one transaction per batch, `$inc`s the summary documents and deletes exactly those rows: a
+  batch is applied once or not at all, also when two appliers race or one is killed.
+- Readers of the figures call `summaries_settle()` first (the selectors do), so a page shows every run recorded
+  before it was asked for. A thread in each writing process (`SUMMARY_APPLY_SECONDS`) and a beat task apply what
+  is left by processes that died.
+- `summaries_rebuild` recomputes the documents from the raw runs per RC in a snapshot transaction that also drops
+  the delta rows visible to it, so a rebuild during a storm of writes neither loses nor doubles a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+logger = logging.getLogger(__name__)
+
+SUITES = "testSuites"
+RELEASE_CANDIDATES = "releaseCandidates"
+CASES = "testCases"
+RUNS = "testRuns"
+SUMMARIES = "qualitySummaries"
+SUMMARY_DELTAS = "summaryDeltas"
+STATUSES = ("pass", "fail", "pending")
+_COUNT_FIELDS = {"pass": "pass_count", "fail": "fail_count", "pending": "pending_count"}
+APPLY_BATCH = 500
+_APPLY_LOCK = "releases:summary-applier"
+_APPLY_LOCK_SECONDS = 30
+# A transaction that lost a write conflict runs again; conflicts only arise between writers of the same case, so
+# this deadline is never reached in practice. Past it the caller gets a coded 503, never a 500.
+_CONFLICT_DEADLINE_SECONDS = 30.0
+
+
+class StoreBusy(Exception):
+    """The same case was written continuously for longer than the conflict deadline."""
+
+
+# --- the latest-run rule -----------------------------------------------------------------------------------------
+
+
+def latest_order(executed_at: datetime, run_id: ObjectId) -> tuple[datetime, ObjectId]:
+    """The latest run of a (case, RC) pair is the one with the greatest (executed_at, _id)."""
+    return (naive_utc(executed_at), run_id)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """Datetimes as stored (naive UTC, millisecond precision), so values from any client compare equal."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def to_millis(moment: datetime) -> datetime:
+    """Aware datetime truncated to what MongoDB stores."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+# --- transactions ------------------------------------------------------------------------------------------------
+
+
+def _is_transient(error: BaseException) -> bool:
+    cause = error if isinstance(error, PyMongoError) else error.__cause__
+    return isinstance(cause, PyMongoError) and (
+        cause.has_error_label("TransientTransactionError") or cause.has_error_label("UnknownTransactionCommitResult")
+    )
+
+
+def in_transaction(work: Callable[[Any], Any], *, deadline_seconds: float = _CONFLICT_DEADLINE_SECONDS) -> Any:
+    """Run `work(session)` in one MongoDB transaction; run it again when the server aborted it for a write conflict
+    (the standard retry of a TransientTransactionError). `work` must be safe to run again from the start. ORM calls
+    inside `work` use the transaction too (the backend reads `connection.session`), and so does `audit_record`.
+    Inside an open transaction, `work` simply joins it.
+
+    The session is managed here rather than by `django_mongodb_backend.transaction.atomic`, whose commit refuses
+    to run inside Django's own `atomic` block (the admin wraps every save in one)."""
+    if connection.session is not None:
+        return work(connection.session)
+    connection.ensure_connection()
+    give_up = time.monotonic() + deadline_seconds
+    attempt = 0
+    while True:
+        session = connection.connection.start_session()
+        connection.session = session
+        connection.in_atomic_block_mongo = True
+        try:
+            session.start_transaction()
+            result = work(session)
+            _commit(session)
+        except (PyMongoError, DatabaseError) as error:
+            _abort_quietly(session)
+            if not _is_transient(error):
+                raise
+            attempt += 1
+            if time.monotonic() > give_up:
+                raise StoreBusy() from error
+            time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+            continue
+        except BaseException:
+            _abort_quietly(session)
+            raise
+        finally:
+            connection.session = None
+            connection.in_atomic_block_mongo = False
+            connection.run_on_commit, hooks = [], connection.run_on_commit
+            session.end_session()
+        for _savepoints, hook, _robust in hooks:
+            hook()
+        return result
+
+
+def _commit(session) -> None:
+    for _attempt in range(5):
+        try:
+            session.commit_transaction()
+            return
+        except PyMongoError as error:
+            if not error.has_error_label("UnknownTransactionCommitResult"):
+                raise
+    session.commit_transaction()
+
+
+def _abort_quietly(session) -> None:
+    if session.in_transaction:
+        try:
+            session.abort_transaction()
+        except PyMongoError:
+            logger.warning("aborting a transaction failed; the server ends it on its own")
+
+
+# --- runs ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NewRun:
+    """A run to record: the case document's fields it copies are taken inside the transaction."""
+
+    case_id: ObjectId
+    release_candidate_id: ObjectId
+    status: str
+    mantis_ids: list[int]
+    notes: str
+    executed_at: datetime  # aware, millisecond precision
+    executed_by_id: ObjectId | None
+    run_id: ObjectId | None = None
+    is_latest: bool = False  # set by runs_append
+
+
+def run_document(run: NewRun, *, case: dict[str, Any], created_at: datetime) -> dict[str, Any]:
+    """The stored shape of a run (`testRuns`): owner, category and suite are copied from the case."""
+    return {
+        "_id": run.run_id,
+        "case_id": run.case_id,
+        "release_candidate_id": run.release_candidate_id,
+        "status": run.status,
+        "mantis_ids": list(run.mantis_ids),
+        "notes": run.notes,
+        "executed_at": run.executed_at,
+        "executed_by_id": run.executed_by_id,
+        "suite_id": case["suite_id"],
+        "owner": case.get("owner", ""),
+        "category": case.get("category", ""),
+        "is_latest": run.is_latest,
+        "created_at": created_at,
+    }
+
+
+def _entry(run: dict[str, Any], sign: int) -> dict[str, Any]:
+    return {
+        "suite_id": run["suite_id"],
+        "owner": run.get("owner", ""),
+        "category": run.get("category", ""),
+        "status": run["status"],
+        "sign": sign,
+    }
+
+
+def _delta_insert(database, entries_by_rc: dict[ObjectId, list[dict[str, Any]]], *, session) -> None:
+    """Outbox rows, one per RC: [{suite_id, owner, category, status, sign}], applied later by the applier."""
+    rows = [
+        {"_id": ObjectId(), "release_candidate_id": rc_id, "entries": entries, "created_at": to_millis(timezone.now())}
+        for rc_id, entries in entries_by_rc.items()
+        if entries
+    ]
+    if rows:
+        database[SUMMARY_DELTAS].insert_many(rows, session=session)
+
+
+def runs_append(
+    runs: Sequence[NewRun],
+    *,
+    on_commit_audit: Callable[[list[NewRun]], None] | None = None,
+    skip_deleted: bool = False,
+) -> list[NewRun]:
+    """Record `runs` (of one or many cases and RCs) in one transaction and return those stored, with `run_id` and
+    `is_latest` set. The summary deltas and, through `on_commit_audit` (called inside the transaction with the
+    stored runs), the audit event are part of the same transaction: all are stored or none.
+
+    A run for a soft-deleted (or missing) case raises `CaseGone` with its case id, unless `skip_deleted`, when
+    such runs are left out."""
+    for run in runs:
+        if run.run_id is None:
+            run.run_id = ObjectId()  # fixed across attempts: a retried commit that already happened is detected
+
+    def work(session) -> list[NewRun]:
+        database = connection.database
+        case_ids = list(dict.fromkeys(run.case_id for run in runs))
+        live = {"_id": {"$in": case_ids}, "is_deleted": False}
+        bump = {"$inc": {"write_version": 1}}  # serialises writers of one case, and a run against a delete
+        projection = {"suite_id": 1, "owner": 1, "category": 1}
+        if len(case_ids) == 1:  # the common case in one round trip
+            found = database[CASES].find_one_and_update(live, bump, projection=projection, session=session)
+            cases = {found["_id"]: found} if found else {}
+        else:
+            cases = {document["_id"]: document for document in database[CASES].find(live, projection, session=session)}
+            if cases:
+                database[CASES].update_many({"_id": {"$in": list(cases)}}, bump, session=session)
+        gone = [case_id for case_id in case_ids if case_id not in cases]
+        if gone and not skip_deleted:
+            raise CaseGone(gone[0])
+        stored = [run for run in runs if run.case_id in cases]
+        if not stored:
+            return []
+        current: dict[tuple, dict[str, Any]] = {}
+        for document in database[RUNS].find(
+            {
+                "case_id": {"$in": list(cases)},
+                "release_candidate_id": {"$in": list({run.release_candidate_id for run in stored})},
+                "is_latest": True,
+            },
+            {"case_id": 1, "release_candidate_id": 1, "executed_at": 1, "status": 1, "suite_id": 1, "owner": 1,
+             "category": 1},
+            session=session,
+        ):  # fmt: skip
+            pair = (document["case_id"], document["release_candidate_id"])
+            known = current.get(pair)
+            if known is None or latest_order(document["executed_at"], document["_id"]) > latest_order(
+                known["executed_at"], known["_id"]
+            ):
+                current[pair] = document
+        now = to_millis(timezone.now())
+        documents: dict[ObjectId, dict[str, Any]] = {}
+        entries: dict[ObjectId, list[dict[str, Any]]] = defaultdict(list)
+        unflag: list[ObjectId] = []
+        for run in stored:
+            pair = (run.case_id, run.release_candidate_id)
+            previous = current.get(pair)
+            run.is_latest = previous is None or latest_order(run.executed_at, run.run_id) > latest_order(
+                previous["executed_at"], previous["_id"]
+            )
+            document = run_document(run, case=cases[run.case_id], created_at=now)
+            documents[document["_id"]] = document
+            if run.is_latest:
+                if previous is not None:
+                    if previous["_id"] in documents:  # an earlier run of this same call
+                        documents[previous["_id"]]["is_latest"] = False
+                    else:
+                        unflag.append(previous["_id"])
+                    entries[run.release_candidate_id].append(_entry(previous, -1))
+                entries[run.release_candidate_id].append(_entry(document, 1))
+                current[pair] = document
+        for run in stored:
+            run.is_latest = documents[run.run_id]["is_latest"]
+        if unflag:
+            database[RUNS].update_many({"_id": {"$in": unflag}}, {"$set": {"is_latest": False}}, session=session)
+        try:
+            database[RUNS].insert_many(list(documents.values()), session=session)
+        except DuplicateKeyError:
+            raise _AlreadyStored()
+        _delta_insert(database, entries, session=session)
+        if on_commit_audit is not None:
+            on_commit_audit(stored)
+        return stored
+
+    try:
+        stored = in_transaction(work)
+    except _AlreadyStored:
+        # An earlier attempt's commit reached the server although its reply was lost: the runs are there.
+        stored = _runs_as_stored(runs)
+    applier_ensure()
+    return stored
+
+
+class CaseGone(Exception):
+    """The case is soft-deleted or does not exist."""
+
+    def __init__(self, case_id: ObjectId) -> None:
+        super().__init__(str(case_id))
+        self.case_id = case_id
+
+
+class _AlreadyStored(Exception):
+    pass
+
+
+def _runs_as_stored(runs: Sequence[NewRun]) -> list[NewRun]:
+    found = {
+        document["_id"]: document
+        for document in connection.database[RUNS].find({"_id": {"$in": [run.run_id for run in runs]}}, {"is_latest": 1})
+    }
+    stored = [run for run in runs if run.run_id in found]
+    for run in stored:
+        run.is_latest = bool(found[run.run_id].get("is_latest"))
+    return stored
+
+
+def case_visibility_set(*, case_id: ObjectId, deleted: bool, on_commit_audit: Callable[[], None]) -> bool:
+    """Soft-delete (`deleted=True`) or restore a case and move its latest runs out of (or back into) the
+    summaries, with the audit event, in one transaction. Returns False when the case was already in that state."""
+
+    def work(session) -> bool:
+        database = connection.database
+        changes: dict[str, Any] = {"is_deleted": deleted, "deleted_at": to_millis(timezone.now()) if deleted else None}
+        claimed = database[CASES].update_one(
+            {"_id": case_id, "is_deleted": not deleted}, {"$set": changes, "$inc": {"write_version": 1}},
+            session=session,
+        )  # fmt: skip
+        if claimed.modified_count != 1:
+            return False
+        entries: dict[ObjectId, list[dict[str, Any]]] = defaultdict(list)
+        for run in database[RUNS].find({"case_id": case_id, "is_latest": True}, session=session):
+            entries[run["release_candidate_id"]].append(_entry(run, -1 if deleted else 1))
+        _delta_insert(database, entries, session=session)
+        on_commit_audit()
+        return True
+
+    changed = in_transaction(work)
+    applier_ensure()
+    return changed
+
+
+# --- the summary applier -------------------------------------------------------------------------------------
+
+
+def _increments(deltas: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, int]]:
+    increments: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_COUNT_FIELDS.values(), 0))
+    for delta in deltas:
+        rc_id = delta["release_candidate_id"]
+        for entry in delta["entries"]:
+            field = _COUNT_FIELDS.get(entry["status"])
+            if field is None:
+                continue
+            for dimension, key in (("all", ""), ("owner", entry["owner"]), ("category", entry["category"])):
+                increments[(rc_id, entry["suite_id"], dimension, key)][field] += entry["sign"]
+    return increments
+
+
+def _apply_batch(limit: int) -> int:
+    """Apply up to `limit` pending delta rows in one transaction; returns how many were applied (0: none pending
+    or another applier took them first)."""
+    database = connection.database
+    batch = list(database[SUMMARY_DELTAS].find({}, limit=limit))
+    if not batch:
+        return 0
+    ids = [delta["_id"] for delta in batch]
+    increments = _increments(batch)
+
+    class _Taken(Exception):
+        pass
+
+    def work(session) -> int:
+        removed = database[SUMMARY_DELTAS].delete_many({"_id": {"$in": ids}}, session=session)
+        if removed.deleted_count != len(ids):
+            raise _Taken()  # another applier applied some of them: undo this attempt and read again
+        now = to_millis(timezone.now())
+        for (rc_id, suite_id, dimension, key), counts in increments.items():
+            database[SUMMARIES].update_one(
+                {"release_candidate_id": rc_id, "suite_id": suite_id, "dimension": dimension, "key": key},
+                {"$inc": counts, "$set": {"updated_at": now}},
+                upsert=True,
+                session=session,
+            )
+        return len(ids)
+
+    try:
+        return in_transaction(work)
+    except _Taken:
+        return 0
+
+
+def summary_deltas_pending() -> int:
+    """How many delta rows wait for the applier."""
+    return connection.database[SUMMARY_DELTAS].estimated_document_count()
+
+
+def summary_deltas_apply(*, max_batches: int | None = None, wait_seconds: float = 0.0) -> int:
+    """Apply pending summary deltas (one applier at a time; returns rows applied). With `wait_seconds`, wait that
+    long for another applier to finish instead of returning at once."""
+    token = uuid.uuid4().hex
+    give_up = time.monotonic() + wait_seconds
+    while not cache.add(_APPLY_LOCK, token, _APPLY_LOCK_SECONDS):
+        if time.monotonic() >= give_up:
+            return 0
+        time.sleep(0.01)
+    applied = 0
+    try:
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            done = _apply_batch(APPLY_BATCH)
+            if not done:
+                break
+            applied += done
+            batches += 1
+    finally:
+        if cache.get(_APPLY_LOCK) == token:
+            cache.delete(_APPLY_LOCK)
+    return applied
+
+
+def summaries_settle() -> None:
+    """Before reading figures: apply what is pending (cheap when nothing is), waiting briefly for another applier,
+    so a reader sees every run recorded before it asked. Never inside an open transaction."""
+    if getattr(connection, "in_atomic_block_mongo", False):
+        return
+    if connection.database[SUMMARY_DELTAS].find_one({}, {"_id": 1}) is None:
+        return
+    summary_deltas_apply(max_batches=200, wait_seconds=5.0)
+
+
+_applier_thread: threading.Thread | None = None
+_applier_lock = threading.Lock()
+
+
+def applier_ensure() -> None:
+    """Start this process's applier thread (every SUMMARY_APPLY_SECONDS; 0 turns it off, as in tests)."""
+    global _applier_thread
+    interval = float(getattr(settings, "SUMMARY_APPLY_SECONDS", 0) or 0)
+    if interval <= 0 or (_applier_thread is not None and _applier_thread.is_alive()):
+        return
+    with _applier_lock:
+        if _applier_thread is not None and _applier_thread.is_alive():
+            return
+        _applier_thread = threading.Thread(target=_applier_loop, args=(interval,), name="summary-applier", daemon=True)
+        _applier_thread.start()
+
+
+def _applier_loop(interval: float) -> None:
+    from django.db import connections
+
+    while float(getattr(settings, "SUMMARY_APPLY_SECONDS", 0) or 0) > 0:
+        time.sleep(interval)
+        try:
+            if connection.database[SUMMARY_DELTAS].find_one({}, {"_id": 1}) is not None:
+                summary_deltas_apply()
+        except Exception:  # keep the thread alive; the beat task and readers apply as well
+            logger.exception("summary applier failed; it will try again")
+        finally:
+            connections.close_all()
+
+
+# --- rebuild -------------------------------------------------------------------------------------------------
+
+
+def repair_latest_flags(match: dict[str, Any]) -> int:
+    """Where a bulk writer left several runs of one (case, RC) marked latest, keep only the newest one marked.
+    Returns how many runs were unmarked."""
+    runs = connection.database[RUNS]
+    duplicates = runs.aggregate(
+        [
+            {"$match": {**match, "is_latest": True}},
+            {"$group": {"_id": {"c": "$case_id", "r": "$release_candidate_id"}, "n": {"$sum": 1}}},
+            {"$match": {"n": {"$gt": 1}}},
+        ],
+        allowDiskUse=True,
+    )
+    unmarked = 0
+    for group in duplicates:
+        marked = list(
+            runs.find(
+                {"case_id": group["_id"]["c"], "release_candidate_id": group["_id"]["r"], "is_latest": True},
+                {"_id": 1, "executed_at": 1},
+            )
+        )
+        marked.sort(key=lambda doc: latest_order(doc["executed_at"], doc["_id"]), reverse=True)
+        stale = [doc["_id"] for doc in marked[1:]]
+        unmarked += runs.update_many({"_id": {"$in": stale}}, {"$set": {"is_latest": False}}).modified_count
+    return unmarked
+
+
+def _summary_documents(grouped: Iterable[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+    documents: dict[tuple, dict[str, Any]] = {}
+    for row in grouped:
+        key = row["_id"]
+        field = _COUNT_FIELDS.get(key["t"])
+        if field is None:
+            continue
+        for dimension, value in (("all", ""), ("owner", key.get("o", "")), ("category", key.get("c", ""))):
+            identity = (key["r"], key["s"], dimension, value)
+            document = documents.setdefault(
+                identity,
+                {
+                    "release_candidate_id": key["r"],
+                    "suite_id": key["s"],
+                    "dimension": dimension,
+                    "key": value,
+                    "pass_count": 0,
+                    "fail_count": 0,
+                    "pending_count": 0,
+                    "updated_at": now,
+                },
+            )
+            document[field] += row["n"]
+    return list(documents.values())
+
+
+def _rebuild_one(rc_id: ObjectId) -> None:
+    def work(session) -> None:
+        database = connection.database
+        deleted = [
+            document["_id"] for document in database[CASES].find({"is_deleted": True}, {"_id": 1}, session=session)
+        ]
+        match: dict[str, Any] = {"release_candidate_id": rc_id, "is_latest": True}
+        if deleted:
+            match["case_id"] = {"$nin": deleted}
+        grouped = database[RUNS].aggregate(
+            [
+                {"$match": match},
+                {"$group": {"_id": {"r": "$release_candidate_id", "s": "$suite_id", "o": "$owner",
+                                    "c": "$category", "t": "$status"}, "n": {"$sum": 1}}},
+            ],
+            session=session,
+        )  # fmt: skip
+        documents = _summary_documents(grouped, now=to_millis(timezone.now()))
+        # The delta rows this snapshot sees describe runs the $group above already counted.
+        database[SUMMARY_DELTAS].delete_many({"release_candidate_id": rc_id}, session=session)
+        database[SUMMARIES].delete_many({"release_candidate_id": rc_id}, session=session)
+        if documents:
+            database[SUMMARIES].insert_many(documents, session=session)
+
+    in_transaction(work, deadline_seconds=120.0)
+
+
+def summaries_rebuild(*, release_candidate_ids: Iterable[ObjectId] | None = None) -> None:
+    """Recompute the summary documents of these RCs (every RC when None) from the raw runs: the latest run of each
+    (case, RC) whose case is not soft-deleted, per RC and suite, in total ("all") and per owner and category.
+    Repairs duplicate latest flags first. Idempotent, and safe while runs are being recorded."""
+    if release_candidate_ids is None:
+        ids = list(connection.database[RELEASE_CANDIDATES].distinct("_id"))
+        repair_latest_flags({})
+    else:
+        ids = list(dict.fromkeys(release_candidate_ids))
+        if ids:
+            repair_latest_flags({"release_candidate_id": {"$in": ids}})
+    for rc_id in ids:
+        _rebuild_one(rc_id)

@@ -1,0 +1,148 @@
+"""Hot write paths ask only what a real MongoDB answers from an index.
+
+Every query the API makes while recording a run, bulk-recording, editing a case or appending an audit event is
+captured at the driver and checked against the collection's declared indexes: its filter must pin the first key of
+some index (by equality or `$in`), so its cost is a point lookup whatever the size of the collection. The stand-in
+server has no query planner to ask (`explain`), so the check is done on the query shapes themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from pymongo.collection import Collection
+
+from audit.services import audit_record
+from releases import services
+from releases.models import TestCase
+
+pytestmark = pytest.mark.django_db
+
+_READ_AND_WRITE = (
+    "find",
+    "find_one",
+    "aggregate",
+    "update_one",
+    "update_many",
+    "find_one_and_update",
+    "delete_one",
+    "delete_many",
+    "count_documents",
+    "distinct",
+)
+_UNFILTERED_OK = {
+    # Collections a hot path may read without a filter because they hold at most a few rows by design.
+    "django_content_type",
+}
+
+
+@contextmanager
+def captured() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    originals = {name: getattr(Collection, name) for name in _READ_AND_WRITE}
+
+    def wrapper(name):
+        original = originals[name]
+
+        def method(self, *args, **kwargs):
+            first = args[0] if args else kwargs.get("filter", kwargs.get("pipeline", {}))
+            if name == "aggregate":
+                first = first[0].get("$match", {}) if first and "$match" in first[0] else {"$pipeline": str(first)[:300]}
+            elif name == "distinct":
+                first = args[1] if len(args) > 1 else kwargs.get("filter", {})
+            calls.append((self.name, name, first or {}))
+            return original(self, *args, **kwargs)
+
+        return method
+
+    for name in _READ_AND_WRITE:
+        setattr(Collection, name, wrapper(name))
+    try:
+        yield calls
+    finally:
+        for name, original in originals.items():
+            setattr(Collection, name, original)
+
+
+def _pinned_fields(query: dict[str, Any]) -> set[str]:
+    """Fields a filter pins to one value or a finite list of values (usable as an index prefix)."""
+    fields: set[str] = set()
+    for key, value in query.items():
+        if key == "$and":
+            for part in value:
+                fields |= _pinned_fields(part)
+        elif key == "$expr" and isinstance(value, dict) and "$eq" in value:
+            left, _right = value["$eq"]
+            if isinstance(left, str) and left.startswith("$"):
+                fields.add(left[1:])
+        elif not key.startswith("$") and (not isinstance(value, dict) or set(value) & {"$eq", "$in"}):
+            fields.add(key)
+    return fields
+
+
+def _index_prefixes(name: str) -> set[str]:
+    return {spec["key"][0][0] for spec in connection.database[name].index_information().values()}
+
+
+def _assert_indexed(calls) -> None:
+    problems = []
+    for collection, method, query in calls:
+        if collection in _UNFILTERED_OK:
+            continue
+        branches = query["$or"] if set(query) == {"$or"} else [query]
+        for branch in branches:
+            if not _pinned_fields(branch) & _index_prefixes(collection):
+                problems.append(f"{collection}.{method}({json.dumps(branch, default=str)[:200]})")
+    assert problems == [], "queries no index answers:\n" + "\n".join(problems)
+
+
+def _api(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_recording_a_run_through_the_api_uses_only_indexed_queries(make_case, make_rc, reviewer):
+    case, rc = make_case(), make_rc("2026.12-rc1")
+    client = _api(reviewer)
+    client.post(f"/api/v1/tests/{case.pk}/runs", {"rc": rc.name, "status": "pass"}, content_type="application/json")
+    with captured() as calls:
+        response = client.post(
+            f"/api/v1/tests/{case.pk}/runs", {"rc": rc.name, "status": "fail"}, content_type="application/json"
+        )
+    assert response.status_code == 201, response.content
+    collections = {collection for collection, _, _ in calls}
+    assert {"testCases", "testRuns"} <= collections
+    _assert_indexed(calls)
+
+
+def test_editing_a_case_through_the_api_uses_only_indexed_queries(make_case, reviewer):
+    case = make_case()
+    client = _api(reviewer)
+    with captured() as calls:
+        response = client.patch(f"/api/v1/tests/{case.pk}", {"task": "T-1"}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert TestCase.objects.get(pk=case.pk).task == "T-1"
+    _assert_indexed(calls)
+
+
+def test_a_bulk_record_and_an_audit_append_use_only_indexed_queries(make_case, make_rc, reviewer):
+    rc = make_rc()
+    cases = [make_case() for _ in range(5)]
+    with captured() as calls:
+        services.test_run_bulk_record(cases=cases, release_candidate=rc, status="pass", actor=reviewer)
+        audit_record(action="case.update", actor=reviewer, resource="case:x")
+    _assert_indexed(calls)
+
+
+def test_the_checker_itself_refuses_a_scan():
+    """The check fails for a query no index answers (so the tests above can fail)."""
+    with pytest.raises(AssertionError, match="queries no index answers"):
+        _assert_indexed([("testRuns", "find", {"notes": "x"})])
+    _assert_indexed([("testRuns", "find", {"case_id": {"$in": [1]}, "notes": "x"})])
