@@ -18,7 +18,8 @@ from ai_assist.metrics import task_label
 from ai_assist.models import AiBatchJob, AiUsageLog
 from ai_assist.prompts import ASSIST_TASKS
 from ai_assist.quotas import quota_usage
-from releases.models import ReleaseCandidate, TestCase, TestRun
+from releases import selectors as release_selectors
+from releases.models import TestCase, TestRun
 from report_platform.errors import NotFound, ValidationFailed
 
 HISTORY_RUNS = 8
@@ -47,12 +48,9 @@ def _case_dict(case: TestCase) -> dict[str, Any]:
 
 def _history(case: TestCase) -> list[dict[str, Any]]:
     """The case's latest status on each RC, newest RC first."""
-    runs = list(TestRun.objects.filter(case=case, is_latest=True).order_by("-executed_at")[: HISTORY_RUNS * 2])
-    rcs = {rc.pk: rc for rc in ReleaseCandidate.objects.filter(pk__in={run.release_candidate_id for run in runs})}
-    runs.sort(key=lambda run: rcs[run.release_candidate_id].sequence, reverse=True)
     return [
-        {"rc": rcs[run.release_candidate_id].name, "status": run.status, "notes": (run.notes or "")[:200]}
-        for run in runs[:HISTORY_RUNS]
+        {"rc": run.release_candidate.name, "status": run.status, "notes": (run.notes or "")[:200]}
+        for run in release_selectors.case_latest_runs(case=case, limit=HISTORY_RUNS)
     ]
 
 
@@ -66,17 +64,11 @@ def _run_dict(run: TestRun) -> dict[str, Any]:
     }
 
 
-def _rc_counts(rc: ReleaseCandidate) -> dict[str, int]:
-    counts = {"pass": 0, "fail": 0, "pending": 0}
-    for row in TestRun.objects.filter(release_candidate=rc, is_latest=True).values("status"):
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return counts
-
-
 def assist_context_build(
     *, task: str, case_id: str | None = None, run_id: str | None = None, rc_id: str | None = None
 ) -> dict[str, Any]:
-    """The prompt variables, release candidate and subject for an assistant task, read from release data."""
+    """The prompt variables, release candidate and subject for an assistant task, read from release data through
+    the releases selectors. Soft-deleted cases are left out everywhere, and RC counts are the dashboard's."""
     if task not in ASSIST_TASKS:
         raise ValidationFailed(
             f"Unknown task {task!r}.", code="ai_unknown_task", fields={"task": [f"One of: {', '.join(ASSIST_TASKS)}."]}
@@ -85,21 +77,19 @@ def assist_context_build(
         pk = _object_id(run_id, "run")
         if pk is None:
             raise ValidationFailed("This task needs a run.", fields={"run": ["This field is required."]})
-        run = TestRun.objects.select_related("case", "case__suite").filter(pk=pk).first()
-        if run is None or run.case.is_deleted:
+        run = release_selectors.run_get(run_id=pk)
+        if run.case.is_deleted:
             raise NotFound("No such run.")
-        related = TestRun.objects.filter(
-            release_candidate=run.release_candidate, status="fail", is_latest=True, category=run.category
-        ).exclude(pk=run.pk)
+        release_selectors.suites_attach(cases=[run.case])
+        related = release_selectors.release_candidate_failing_runs(
+            release_candidate=run.release_candidate, limit=10, category=run.category, exclude_run_id=run.pk
+        )
         variables = {
             "run": _run_dict(run),
             "case": _case_dict(run.case),
             "suite": {"product": run.case.suite.product, "name": run.case.suite.name},
             "history": _history(run.case),
-            "related": [
-                {"case": item.case.key, "notes": (item.notes or "")[:120]}
-                for item in related.select_related("case")[:10]
-            ],
+            "related": [{"case": item.case.key, "notes": (item.notes or "")[:120]} for item in related],
         }
         return {
             "variables": variables,
@@ -111,9 +101,7 @@ def assist_context_build(
         pk = _object_id(case_id, "case")
         if pk is None:
             raise ValidationFailed("This task needs a case.", fields={"case": ["This field is required."]})
-        case = TestCase.objects.select_related("suite").filter(pk=pk, is_deleted=False).first()
-        if case is None:
-            raise NotFound("No such case.")
+        case = release_selectors.case_get(case_id=pk)
         variables = {
             "case": _case_dict(case),
             "suite": {"product": case.suite.product, "name": case.suite.name, "description": case.suite.description},
@@ -123,18 +111,12 @@ def assist_context_build(
     pk = _object_id(rc_id, "release candidate")
     if pk is None:
         raise ValidationFailed("This task needs a release candidate.", fields={"rc": ["This field is required."]})
-    rc = ReleaseCandidate.objects.filter(pk=pk).first()
-    if rc is None:
-        raise NotFound("No such release candidate.")
-    failures = (
-        TestRun.objects.filter(release_candidate=rc, status="fail", is_latest=True)
-        .select_related("case")
-        .order_by("category")[:RC_FAILURES_LISTED]
-    )
-    previous = ReleaseCandidate.objects.filter(sequence__lt=rc.sequence).order_by("-sequence").first()
+    rc = release_selectors.release_candidate_get(release_candidate_id=pk)
+    failures = release_selectors.release_candidate_failing_runs(release_candidate=rc, limit=RC_FAILURES_LISTED)
+    previous = release_selectors.release_candidate_previous(release_candidate=rc)
     variables = {
         "release_candidate": {"name": rc.name, "state": rc.state},
-        "counts": _rc_counts(rc),
+        "counts": release_selectors.release_candidate_counts(release_candidate=rc),
         "failures": [
             {
                 "case": run.case.key,
@@ -145,7 +127,11 @@ def assist_context_build(
             }
             for run in failures
         ],
-        "previous": {"name": previous.name, "counts": _rc_counts(previous)} if previous else {},
+        "previous": (
+            {"name": previous.name, "counts": release_selectors.release_candidate_counts(release_candidate=previous)}
+            if previous
+            else {}
+        ),
     }
     return {"variables": variables, "release_candidate": rc, "subject": f"rc:{rc.pk}", "title": rc.name}
 

@@ -37,7 +37,8 @@ from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, prov
 from ai_assist.quotas import AiQuotaExceeded
 from ai_assist.redaction import redact, redact_value
 from audit.services import audit_record
-from releases.models import ReleaseCandidate, TestRun
+from releases import selectors as release_selectors
+from releases.models import ReleaseCandidate
 from report_platform.errors import DomainError, NotFound, ServiceUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -576,11 +577,12 @@ def ai_batch_create(*, user, task: str, release_candidate_id: str) -> AiBatchJob
     ).first()
     if active is not None:
         return active
-    run_ids = list(
-        TestRun.objects.filter(release_candidate=rc, status="fail", is_latest=True)
-        .order_by("executed_at")
-        .values_list("pk", flat=True)[: settings.AI_BATCH_MAX_ITEMS]
-    )
+    run_ids = [
+        run.pk
+        for run in release_selectors.release_candidate_failing_runs(
+            release_candidate=rc, limit=settings.AI_BATCH_MAX_ITEMS
+        )
+    ]
     job = AiBatchJob.objects.create(user=user, task=task, release_candidate=rc, total=len(run_ids))
     AiBatchItem.objects.bulk_create([AiBatchItem(batch=job, run_id=run_id) for run_id in run_ids])
     try:

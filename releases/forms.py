@@ -1,28 +1,43 @@
-"""Page forms of the releases app. They parse input; the services validate again and do the writing."""
+"""Page forms of the releases app. They parse input; the services check every value against the rule table
+(releases/rules.py) and do the writing, so a page refuses a value with the same code as the API and the importer.
+
+Text fields carry the rule table's limits as the browser's `maxlength` only: the server-side check is the service's
+(which also lets a value an older rule let in, saved unchanged, pass). No HTML `pattern` on the key, for that
+reason."""
 
 from __future__ import annotations
 
 from django import forms
 
+from releases import rules
 from releases.models import Priority, ReleaseCandidate, RunStatus, TestSuite
 from releases.selectors import CASE_SORTS, STATUS_FILTERS
 
 
+def _text(limit: int, **options) -> forms.CharField:
+    """A text field whose limit (from the rule table) the browser enforces and the service checks."""
+    return forms.CharField(widget=forms.TextInput(attrs={"maxlength": limit}), **options)
+
+
 class SuiteForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    product = forms.CharField(max_length=120)
+    name = _text(rules.SUITE_NAME_MAX_LENGTH)
+    product = _text(rules.PRODUCT_MAX_LENGTH)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
 
 class CaseForm(forms.Form):
     suite = forms.ModelChoiceField(queryset=TestSuite.objects.all(), to_field_name="pk")
-    key = forms.CharField(max_length=64, help_text="Unique within the suite, e.g. LOGIN-001.")
-    title = forms.CharField(max_length=300)
-    category = forms.CharField(max_length=100)
-    owner = forms.CharField(max_length=150)
-    task = forms.CharField(max_length=200, required=False)
-    priority = forms.TypedChoiceField(choices=Priority.choices, coerce=int, initial=Priority.P3)
-    tags = forms.CharField(required=False, help_text="Comma separated.", max_length=1100)
+    key = _text(rules.KEY_MAX_LENGTH, help_text=f"Unique within the suite, e.g. LOGIN-001. {rules.KEY_PATTERN_MESSAGE}")
+    title = _text(rules.TITLE_MAX_LENGTH)
+    category = _text(rules.CATEGORY_MAX_LENGTH)
+    owner = _text(rules.OWNER_MAX_LENGTH)
+    task = _text(rules.TASK_MAX_LENGTH, required=False)
+    # An integer, not a choice: the range is the rule table's (code "invalid_priority", checked by the service).
+    priority = forms.IntegerField(widget=forms.Select(choices=Priority.choices), initial=Priority.P3)
+    tags = forms.CharField(
+        required=False,
+        help_text=f"Comma separated; at most {rules.TAGS_MAX} tags of {rules.TAG_MAX_LENGTH} characters.",
+    )
 
     def clean_tags(self) -> list[str]:
         return [tag.strip() for tag in self.cleaned_data["tags"].split(",") if tag.strip()]
@@ -33,15 +48,21 @@ class RunForm(forms.Form):
         queryset=ReleaseCandidate.objects.order_by("-sequence"), to_field_name="pk", label="RC"
     )
     status = forms.ChoiceField(choices=RunStatus.choices)
-    mantis_ids = forms.CharField(required=False, label="Mantis ids", help_text="Comma separated issue numbers.")
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000)
+    mantis_ids = forms.CharField(
+        required=False,
+        label="Mantis ids",
+        help_text=f"Comma separated issue numbers (at most {rules.MANTIS_IDS_PER_RUN_MAX}).",
+    )
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": rules.NOTES_MAX_LENGTH}), required=False
+    )
 
     def clean_mantis_ids(self) -> list[str]:
         return [part.strip() for part in self.cleaned_data["mantis_ids"].replace(";", ",").split(",") if part.strip()]
 
 
 class ReleaseCandidateForm(forms.Form):
-    name = forms.CharField(max_length=64)
+    name = _text(rules.RC_NAME_MAX_LENGTH)
     state = forms.ChoiceField(choices=ReleaseCandidate.State.choices, initial=ReleaseCandidate.State.TESTING)
 
 
@@ -57,9 +78,9 @@ class CaseFilterForm(forms.Form):
     """The case list / run grid filters, all in the URL so a view can be shared."""
 
     suite = forms.CharField(required=False, max_length=24)
-    category = forms.CharField(required=False, max_length=100)
-    owner = forms.CharField(required=False, max_length=150)
-    rc = forms.CharField(required=False, max_length=64, label="RC")
+    category = forms.CharField(required=False, max_length=rules.CATEGORY_MAX_LENGTH)
+    owner = forms.CharField(required=False, max_length=rules.OWNER_MAX_LENGTH)
+    rc = forms.CharField(required=False, max_length=rules.RC_NAME_MAX_LENGTH, label="RC")
     status = forms.ChoiceField(
         required=False, choices=[("", "any")] + [(s, s.replace("_", " ")) for s in STATUS_FILTERS]
     )

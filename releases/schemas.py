@@ -1,5 +1,10 @@
 """Schemas of the releases API (blueprint: GET/POST tests, PATCH/DELETE tests/{id}, POST tests/{id}/runs,
-GET metrics/quality). Unknown fields are rejected (no mass assignment)."""
+GET metrics/quality). Unknown fields are rejected (no mass assignment).
+
+The field limits in the OpenAPI schema come from the rule table (releases/rules.py). They are documented here and
+checked by the services, so a refusal carries the rule's code (`too_long`, `invalid_key`, `invalid_priority`,
+`invalid_tag`, `invalid_mantis_id`, `notes_too_long`), the same as on the pages and in a CSV import, and a value an
+older rule let in passes when a PATCH sends it back unchanged."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+from releases import rules
 from releases.models import TestCase, TestRun
 
 StatusLiteral = Literal["pass", "fail", "pending"]
@@ -18,33 +24,46 @@ class StrictSchema(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+def _max_length(limit: int) -> dict:
+    return {"maxLength": limit}
+
+
+_KEY = {"maxLength": rules.KEY_MAX_LENGTH, "pattern": rules.KEY_PATTERN.pattern}
+_PRIORITY = {"minimum": rules.PRIORITY_MIN, "maximum": rules.PRIORITY_MAX}
+_TAGS = {"maxItems": rules.TAGS_MAX, "items": {"type": "string", "maxLength": rules.TAG_MAX_LENGTH}}
+
+
 class CaseIn(StrictSchema):
     suite: str = Field(..., min_length=24, max_length=24, description="Suite id (24 hex characters).")
-    key: str = Field(..., min_length=1, max_length=64)
-    title: str = Field(..., min_length=1, max_length=300)
-    category: str = Field(..., min_length=1, max_length=100)
-    owner: str = Field(..., min_length=1, max_length=150)
-    task: str = Field("", max_length=200)
-    priority: int = Field(3, ge=1, le=4)
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    key: str = Field(..., min_length=1, json_schema_extra=_KEY)
+    title: str = Field(..., min_length=1, json_schema_extra=_max_length(rules.TITLE_MAX_LENGTH))
+    category: str = Field(..., min_length=1, json_schema_extra=_max_length(rules.CATEGORY_MAX_LENGTH))
+    owner: str = Field(..., min_length=1, json_schema_extra=_max_length(rules.OWNER_MAX_LENGTH))
+    task: str = Field("", json_schema_extra=_max_length(rules.TASK_MAX_LENGTH))
+    priority: int = Field(3, json_schema_extra=_PRIORITY)
+    tags: list[str] = Field(default_factory=list, json_schema_extra=_TAGS)
 
 
 class CasePatch(StrictSchema):
     suite: str | None = Field(None, min_length=24, max_length=24)
-    key: str | None = Field(None, min_length=1, max_length=64)
-    title: str | None = Field(None, min_length=1, max_length=300)
-    category: str | None = Field(None, min_length=1, max_length=100)
-    owner: str | None = Field(None, min_length=1, max_length=150)
-    task: str | None = Field(None, max_length=200)
-    priority: int | None = Field(None, ge=1, le=4)
-    tags: list[str] | None = Field(None, max_length=20)
+    key: str | None = Field(None, min_length=1, json_schema_extra=_KEY)
+    title: str | None = Field(None, min_length=1, json_schema_extra=_max_length(rules.TITLE_MAX_LENGTH))
+    category: str | None = Field(None, min_length=1, json_schema_extra=_max_length(rules.CATEGORY_MAX_LENGTH))
+    owner: str | None = Field(None, min_length=1, json_schema_extra=_max_length(rules.OWNER_MAX_LENGTH))
+    task: str | None = Field(None, json_schema_extra=_max_length(rules.TASK_MAX_LENGTH))
+    priority: int | None = Field(None, json_schema_extra=_PRIORITY)
+    tags: list[str] | None = Field(None, json_schema_extra=_TAGS)
 
 
 class RunIn(StrictSchema):
-    rc: str = Field(..., min_length=1, max_length=64, description="RC name or id.")
+    rc: str = Field(..., min_length=1, max_length=rules.RC_NAME_MAX_LENGTH, description="RC name or id.")
     status: StatusLiteral
-    mantis_ids: list[int | str] = Field(default_factory=list, max_length=20)
-    notes: str = Field("", max_length=5000)
+    mantis_ids: list[int | str] = Field(
+        default_factory=list,
+        json_schema_extra={"maxItems": rules.MANTIS_IDS_PER_RUN_MAX},
+        description=f"Mantis issue ids, 1-{rules.MANTIS_ID_MAX}.",
+    )
+    notes: str = Field("", json_schema_extra=_max_length(rules.NOTES_MAX_LENGTH))
     executed_at: datetime | None = Field(None, description="Defaults to now; must carry a time zone.")
 
 

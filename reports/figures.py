@@ -1,16 +1,16 @@
 """Every number of a report, computed from the data before any AI runs.
 
 `figures_compute` composes the release metrics selectors (releases/selectors.py: quality summary, pass-rate trend,
-RC-to-RC delta, flaky cases, release gate) into one JSON-safe `headline` dict stored on the report, and streams the
-appendix (every case of the scope with its latest status for the RC) from two indexed queries with projections.
+RC-to-RC delta, flaky cases, release gate, open Mantis ids) into one JSON-safe `headline` dict stored on the report;
+the appendix (every case of the scope with its latest status for the RC) comes from
+`case_statuses_for_release_candidate`. Release data is read only through those selectors, never from the
+collections directly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from django.db import connection
 
 from releases import selectors as release_selectors
 from releases.models import ReleaseCandidate, TestSuite
@@ -52,54 +52,23 @@ def _trend(*, release_candidate: ReleaseCandidate, suite: TestSuite | None) -> l
     return [{"name": p["release_candidate"], "pass_rate": p["pass_rate"], "total": p["total"]} for p in points]
 
 
-def open_mantis_ids(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> list[int]:
-    """Mantis ids linked to the latest failing runs of the RC (the issues still open for this RC), ascending."""
-    match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True, "status": "fail"}
-    if suite is not None:
-        match["suite_id"] = suite.pk
-    ids: set[int] = set()
-    for run in connection.database["testRuns"].find(match, {"_id": 0, "mantis_ids": 1}):
-        ids.update(int(value) for value in run.get("mantis_ids") or ())
-    return sorted(ids)
-
-
 def appendix_rows(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> list[CaseRow]:
-    """Every active case of the scope with its latest status for the RC ("" = no run), by suite name and key.
-
-    Two projected queries (latest runs of the RC, then the cases), streamed in batches: 10k cases cost two index
-    scans and ~3 MB, not 10k ORM objects."""
-    database = connection.database
-    run_match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True}
-    case_match: dict[str, Any] = {"is_deleted": False}
-    if suite is not None:
-        run_match["suite_id"] = suite.pk
-        case_match["suite_id"] = suite.pk
-    latest = {
-        run["case_id"]: (run["status"], tuple(int(value) for value in run.get("mantis_ids") or ()))
-        for run in database["testRuns"].find(run_match, {"_id": 0, "case_id": 1, "status": 1, "mantis_ids": 1})
-    }
-    suite_names = {
-        row["_id"]: row.get("name", "")
-        for row in database["testSuites"].find({"_id": suite.pk} if suite is not None else {}, {"name": 1})
-    }
-    projection = {"suite_id": 1, "key": 1, "title": 1, "category": 1, "owner": 1, "priority": 1}
-    rows = []
-    for case in database["testCases"].find(case_match, projection).batch_size(2000):
-        status, mantis = latest.get(case["_id"], ("", ()))
-        rows.append(
-            CaseRow(
-                suite=suite_names.get(case.get("suite_id"), ""),
-                key=case.get("key", ""),
-                title=case.get("title", ""),
-                category=case.get("category", ""),
-                owner=case.get("owner", ""),
-                priority=int(case.get("priority") or 3),
-                status=status,
-                mantis_ids=mantis,
-            )
+    """Every active case of the scope with its latest status for the RC ("" = no run), by suite name and key."""
+    return [
+        CaseRow(
+            suite=row["suite"],
+            key=row["key"],
+            title=row["title"],
+            category=row["category"],
+            owner=row["owner"],
+            priority=row["priority"],
+            status=row["status"],
+            mantis_ids=row["mantis_ids"],
         )
-    rows.sort(key=lambda row: (row.suite, row.key))
-    return rows
+        for row in release_selectors.case_statuses_for_release_candidate(
+            release_candidate=release_candidate, suite=suite
+        )
+    ]
 
 
 def figures_compute(
@@ -131,6 +100,6 @@ def figures_compute(
             "reasons": list(gate["reasons"]),
             "thresholds": gate.get("thresholds", {}),
         },
-        "mantis_open": open_mantis_ids(release_candidate=release_candidate, suite=suite),
+        "mantis_open": release_selectors.open_mantis_ids(release_candidate=release_candidate, suite=suite),
     }
     return Figures(headline=headline, cases=appendix_rows(release_candidate=release_candidate, suite=suite))

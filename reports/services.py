@@ -32,7 +32,7 @@ from django.utils.text import slugify
 from accounts.permissions import require_role
 from audit.services import audit_record
 from releases import selectors as release_selectors
-from releases.models import ReleaseCandidate, TestRun, TestSuite
+from releases.models import ReleaseCandidate, TestSuite
 from report_platform.errors import (
     Conflict,
     DomainError,
@@ -117,10 +117,7 @@ def report_request(
             code="report_baseline_same",
             fields={"baseline": ["The baseline must differ from the release candidate."]},
         )
-    runs = TestRun.objects.filter(release_candidate=rc)
-    if scope is not None:
-        runs = runs.filter(suite=scope)
-    if not runs.exists():
+    if not release_selectors.release_candidate_has_runs(release_candidate=rc, suite=scope):
         where = f" in {scope.name}" if scope is not None else ""
         raise ValidationFailed(
             f"{rc.name} has no runs{where} yet: there is nothing to report.",

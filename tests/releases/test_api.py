@@ -144,7 +144,7 @@ BAD_WRITES = [
         "/tests",
         {"suite": "SUITE", "key": "X-1", "title": "t", "category": "c", "owner": "o", "priority": 0},
         400,
-        "validation_failed",
+        "invalid_priority",
     ),
     (
         "post",

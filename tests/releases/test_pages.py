@@ -178,7 +178,7 @@ INVALID_FORMS = [
     (
         "case_create",
         {"key": "N-1", "title": "t", "category": "c", "owner": "o", "priority": 9},
-        "validation_failed",
+        "invalid_priority",
     ),
     (
         "case_edit",
@@ -188,7 +188,7 @@ INVALID_FORMS = [
     ("case_edit", {"key": "CART-1", "title": "t", "category": "c", "owner": "o", "priority": 3}, "duplicate"),
     ("suite_create", {"name": "", "product": "Web Shop"}, "validation_failed"),
     ("suite_create", {"name": "Checkout", "product": "Web Shop"}, "duplicate"),
-    ("suite_edit", {"name": "x" * 201, "product": "Web Shop"}, "validation_failed"),
+    ("suite_edit", {"name": "x" * 201, "product": "Web Shop"}, "too_long"),
 ]
 
 
