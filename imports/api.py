@@ -71,7 +71,13 @@ def import_confirm(request: HttpRequest, job_id: str):
     )
 
 
-@router.post("/imports/{job_id}/cancel", url_name="import_cancel", response=ImportJobOut)
+@router.post(
+    "/imports/{job_id}/cancel",
+    url_name="import_cancel",
+    response=ImportJobOut,
+    summary="Cancel an import (its reviewer or an admin): a previewed one at once; a queued or running one stops "
+    "at its next batch and is rolled back (status rolling_back, then cancelled)",
+)
 def import_cancel(request: HttpRequest, job_id: str):
     return ImportJobOut.from_job(services.import_job_cancel(user=request.user, job_id=job_id, request=request))
 

@@ -9,6 +9,10 @@ Pure functions over byte chunks, no database. The format (README "CSV import and
   executed_at are required too (a row with an empty rc is a case-only row);
 - delimiter `,`, `;` or TAB (taken from the header line); UTF-8 with or without BOM; any line endings.
 
+Field limits and their codes are the releases rule table's (releases/rules.py): a row is refused exactly when a
+page or the API would refuse the same value, with the same code (`too_long`, `invalid_key`, `invalid_rc_name`,
+`invalid_priority`, `invalid_tag`, `invalid_status`, `invalid_mantis_id`, `notes_too_long`).
+
 Errors are coded: `CsvFileError` stops reading (the file itself is unusable), `RowError` entries describe one
 cell or row; each has a row number (the header is row 1, like a spreadsheet) and a column name where one applies.
 """
@@ -27,6 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy
+
+from releases import rules
+from report_platform.errors import ValidationFailed
 
 COLUMNS = (
     "product",
@@ -48,21 +55,13 @@ COLUMNS = (
 CASE_REQUIRED = ("product", "suite", "key", "title", "category", "owner")
 RUN_COLUMNS = ("rc", "status", "mantis_ids", "notes", "executed_at", "executed_by")
 RUN_REQUIRED = ("rc", "status", "executed_at")
-STATUSES = ("pass", "fail", "pending")
+STATUSES = rules.RUN_STATUSES
 LIST_SEPARATOR = "|"
-MAX_LENGTHS = {
-    "product": 120,
-    "suite": 200,
-    "key": 64,
-    "title": 300,
-    "category": 100,
-    "task": 200,
-    "owner": 150,
-    "rc": 64,
-    "notes": 10_000,
-    "executed_by": 254,
-}
-MAX_TAG_LENGTH = 50
+# Text rules per column: the releases rule table's (releases/rules.py), so a row is refused exactly when the page
+# or the API would refuse the same value, with the same code; executed_by is an e-mail address (accounts' limit).
+COLUMN_RULES = {**rules.CSV_COLUMNS, "executed_by": rules.TextRule(254)}
+MAX_LENGTHS = {name: rule.max_length for name, rule in COLUMN_RULES.items()}
+MAX_TAG_LENGTH = rules.TAG_MAX_LENGTH
 # Identifier-like columns: trimmed, and no invisible characters (they make two different keys look equal).
 IDENTIFIER_COLUMNS = ("product", "suite", "key", "category", "owner", "rc", "tags", "executed_by", "status")
 
@@ -98,6 +97,12 @@ class CsvFileError(Exception):
 
 def row_error(code: str, message: str, *, row: int | None, column: str | None = None) -> dict[str, Any]:
     return {"row": row, "column": column, "code": code, "message": message}
+
+
+def rule_error(error: ValidationFailed, *, row: int | None, column: str | None) -> dict[str, Any]:
+    """A rule-table refusal (releases/rules.py) as a row error: its code, its first field message."""
+    messages = [message for field_messages in error.fields.values() for message in field_messages]
+    return row_error(error.code, messages[0] if messages else error.message, row=row, column=column)
 
 
 def neutralise_cell(value: str) -> str:
@@ -243,8 +248,34 @@ class CsvReader:
         text = str(error)
         for marker, code, message in _CSV_ERROR_CODES:
             if marker in text:
-                raise CsvFileError(code, message.format(limit=csv.field_size_limit()), row=row) from error
+                limit = csv.field_size_limit()
+                column = self._locate_large_field(limit) if code == "field_too_large" else None
+                raise CsvFileError(code, message.format(limit=limit), row=row, column=column) from error
         raise CsvFileError("malformed_csv", f"The CSV is malformed: {text}.", row=row) from error
+
+    def _locate_large_field(self, limit: int) -> str | None:
+        """The header name of the first cell over the field limit (the csv module does not say which): the file is
+        read again with the limit lifted for that read only."""
+        header = getattr(self, "header", None)
+        text = io.TextIOWrapper(
+            io.BufferedReader(_ChunkStream(iter(self._open_chunks())), buffer_size=READ_CHUNK),
+            encoding="utf-8-sig",
+            newline="",
+            errors="replace",
+        )
+        previous = csv.field_size_limit(2**31 - 1)
+        try:
+            for record in csv.reader(text, delimiter=self.delimiter):
+                for position, cell in enumerate(record):
+                    if len(cell) > limit:
+                        if header is not None and position < len(header):
+                            return header[position].strip() or None
+                        return f"column {position + 1}"
+        except csv.Error:
+            return None
+        finally:
+            csv.field_size_limit(previous)
+        return None
 
     def _next_record(self) -> list[str] | None:
         try:
@@ -418,14 +449,13 @@ class RowConverter:
                     )
                 )
                 ok = False
-            limit = MAX_LENGTHS.get(name)
-            if limit is not None and len(value) > limit:
-                errors.append(
-                    row_error(
-                        "too_long", f"At most {limit} characters ({len(value)} given).", row=row, column=titles[name]
-                    )
-                )
-                ok = False
+            rule = COLUMN_RULES.get(name)
+            if rule is not None and not rule.accepts(value):
+                try:
+                    rule.check(value, field=name)
+                except ValidationFailed as error:
+                    errors.append(rule_error(error, row=row, column=titles[name]))
+                    ok = False
             values[name] = value
         for name in CASE_REQUIRED:
             if not values.get(name):
@@ -434,29 +464,18 @@ class RowConverter:
         priority = 3
         raw_priority = values.get("priority", "")
         if raw_priority:
-            text = raw_priority.upper().removeprefix("P")
-            if text in ("1", "2", "3", "4"):
-                priority = int(text)
-            else:
-                errors.append(
-                    row_error(
-                        "invalid_priority",
-                        f"Priority must be 1-4 (or P1-P4), got {raw_priority[:40]!r}.",
-                        row=row,
-                        column=titles["priority"],
-                    )
-                )
+            try:
+                priority = rules.clean_priority(raw_priority)
+            except ValidationFailed as error:
+                errors.append(rule_error(error, row=row, column=titles["priority"]))
                 ok = False
         tags: list[str] = []
         raw_tags = values.get("tags", "")
         if raw_tags:
-            tags = [tag.strip() for tag in raw_tags.split(LIST_SEPARATOR) if tag.strip()]
-            if any(len(tag) > MAX_TAG_LENGTH for tag in tags):
-                errors.append(
-                    row_error(
-                        "too_long", f"Each tag has at most {MAX_TAG_LENGTH} characters.", row=row, column=titles["tags"]
-                    )
-                )
+            try:
+                tags = rules.clean_tags(raw_tags.split(LIST_SEPARATOR))
+            except ValidationFailed as error:
+                errors.append(rule_error(error, row=row, column=titles["tags"]))
                 ok = False
         record = Record(
             row=row,
@@ -513,23 +532,11 @@ class RowConverter:
             ok = False
         raw_ids = values.get("mantis_ids", "")
         if raw_ids:
-            ids: list[int] = []
-            for part in raw_ids.split(LIST_SEPARATOR):
-                part = part.strip().lstrip("#")
-                if part.isascii() and part.isdigit() and 0 < len(part) <= 9 and int(part) > 0:
-                    ids.append(int(part))
-                elif part:
-                    errors.append(
-                        row_error(
-                            "invalid_integer",
-                            f"Mantis ids are positive numbers separated by '|', got {part[:40]!r}.",
-                            row=row,
-                            column=titles["mantis_ids"],
-                        )
-                    )
-                    ok = False
-                    break
-            record.mantis_ids = ids
+            try:
+                record.mantis_ids = rules.clean_mantis_ids(raw_ids.split(LIST_SEPARATOR))
+            except ValidationFailed as error:
+                errors.append(rule_error(error, row=row, column=titles["mantis_ids"]))
+                ok = False
         record.notes = values.get("notes", "")
         record.executed_by = values.get("executed_by", "").lower()
         return ok

@@ -2,7 +2,10 @@
 errors, progress and the outcome. Status flow:
 
     invalid (validation errors)        previewed -> queued -> running -> succeeded
-    previewed -> cancelled                                      \\-> failed (database rolled back)
+    previewed -> cancelled             queued/running -> rolling_back -> failed | cancelled (database restored)
+
+A job is written under a lease: `lease_token` grows on every claim (a worker's, a rollback's, a cancel's) and every
+write batch is fenced by it (imports/leases.py), so a worker that lost its lease can write nothing more.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class ImportJob(models.Model):
         PREVIEWED = "previewed", "Awaiting confirmation"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        ROLLING_BACK = "rolling_back", "Rolling back"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -50,6 +54,9 @@ class ImportJob(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.PositiveIntegerField(default=0)  # the fencing token of the current holder
+    # While rolling back: the terminal status it ends in ("failed" or "cancelled").
+    rollback_to = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)

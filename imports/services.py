@@ -2,22 +2,25 @@
 sweep, and the CSV exports. Every import ends with exactly one audit event ("import.csv") when the job reaches a
 terminal state; every export writes one ("export.csv") when it starts.
 
-All-or-nothing: a file is validated completely before anything is written; while writing, every change is first
-recorded in the job's undo journal (imports/journal.py), so a failure at any row restores the database exactly.
-Redelivery: jobs are claimed with a lease (single-document conditional update); a second delivery of a job that
-is being processed waits for the lease, a dead worker's lease expires and the next attempt converges on the same
-result because writes are keyed by natural keys.
+All-or-nothing: a file is validated completely before anything is written; while writing, each batch's changes
+and their undo journal entry (imports/journal.py) commit in one transaction, so a failure at any row, a kill, or a
+cancel restores the database exactly (rollback is resumable; the sweep finishes an interrupted one).
+Redelivery: jobs are claimed with a lease and a fencing token (imports/leases.py); a heartbeat renews the lease
+while the worker lives, a second delivery waits for it, a dead worker's lease expires and the next attempt resumes
+after the last committed batch. A worker that lost its lease cannot commit another batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bson import Binary, ObjectId
@@ -27,17 +30,21 @@ from django.db import connection
 from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django_mongodb_backend import transaction
 from kombu.exceptions import OperationalError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from accounts.models import User
 from accounts.permissions import require_role
 from audit.services import audit_record
-from imports import csvformat, journal
+from imports import csvformat, journal, leases
 from imports.metrics import import_failures_total, import_rows_total
 from imports.models import ImportJob
 from imports.selectors import import_job_get_for_user
 from releases import bulk
+from releases import selectors as release_selectors
 from releases.models import ReleaseCandidate
+from report_platform import interactive
 from report_platform.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -48,8 +55,7 @@ Status = ImportJob.Status
 _UNSAFE_FILENAME = re.compile(r"[^\w.\- ()\[\]]+")
 
 
-class LeaseLost(Exception):
-    """Another worker took the job over (this one was too slow to renew its lease): stop without undoing."""
+LeaseLost = leases.LeaseLost
 
 
 @dataclass
@@ -93,9 +99,13 @@ def _chunks_delete(job_id) -> None:
 
 
 def _audit(job: ImportJob, *, outcome: str, request: HttpRequest | None = None) -> None:
+    actor = job.created_by
+    cancelled_by = (job.result or {}).get("cancelled_by")
+    if cancelled_by and ObjectId.is_valid(cancelled_by):
+        actor = User.objects.filter(pk=ObjectId(cancelled_by)).first() or actor
     audit_record(
         action="import.csv",
-        actor=job.created_by,
+        actor=actor,
         resource=f"import:{job.pk}",
         outcome=outcome,
         request=request,
@@ -236,53 +246,154 @@ def import_job_confirm(*, user, job_id: str, request: HttpRequest | None = None)
 
 
 def import_job_cancel(*, user, job_id: str, request: HttpRequest | None = None) -> ImportJob:
-    """Cancel a job that waits for confirmation; its stored file is dropped."""
+    """Cancel a job (its reviewer or an admin). One waiting for confirmation ends `cancelled` at once. A queued or
+    running one is taken from its worker (the lease and the fence move to the cancel, so the worker's next batch is
+    refused and its heartbeat notices) and rolled back by a worker or the sweep; it ends `cancelled`, database as
+    before, with one audit event. Cancelling twice is harmless."""
     job = import_job_get_for_user(user=user, job_id=job_id)
+    now = timezone.now()
     cancelled = ImportJob.objects.filter(pk=job.pk, status=Status.PREVIEWED).update(
-        status=Status.CANCELLED, finished_at=timezone.now()
+        status=Status.CANCELLED, finished_at=now
     )
-    if not cancelled:
-        if job.status == Status.CANCELLED:
-            return job
-        raise Conflict(
-            f"This import is {job.get_status_display().lower()} and cannot be cancelled.", code="import_state"
+    if cancelled:
+        _chunks_delete(job.pk)
+        job.refresh_from_db()
+        _audit(job, outcome="success", request=request)
+        return job
+    stopping = ImportJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        updated_at=now,
+        status=Status.ROLLING_BACK,
+        rollback_to=Status.CANCELLED,
+        failure_code="cancelled",
+        failure_message="",
+        lease_owner="",
+        lease_expires_at=None,
+        lease_token=F("lease_token") + 1,
+        eta_seconds=None,
+        result={"final_message": "Cancelled; nothing was written.", "cancelled_by": str(user.pk)},
+    )
+    if stopping:
+        job.refresh_from_db()
+        leases.fence_take(job.pk, job.lease_token)  # from here on the worker cannot commit another batch
+        _enqueue_quietly(job.pk)  # a worker rolls it back; if the broker is down, the sweep does
+        return job
+    if job.status in (Status.CANCELLED, Status.ROLLING_BACK):
+        return job
+    raise Conflict(f"This import is {job.get_status_display().lower()} and cannot be cancelled.", code="import_state")
+
+
+def _pymongo_error(error: BaseException) -> PyMongoError | None:
+    while error is not None:
+        if isinstance(error, PyMongoError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _atomically(function):
+    """Run `function()` in one MongoDB transaction (the ORM and `audit_record` join it), again on a transient
+    conflict."""
+    for attempt in range(20):
+        try:
+            with transaction.atomic():
+                return function()
+        except Exception as error:
+            if connection.session is not None:  # a failed commit leaves the session open
+                with contextlib.suppress(PyMongoError):
+                    connection.session.abort_transaction()
+                connection._end_session()
+            connection.in_atomic_block_mongo = False
+            cause = _pymongo_error(error)
+            if cause is None or not leases.is_transient(cause) or attempt == 19:
+                raise
+            time.sleep(min(0.02 * (attempt + 1), 0.5))
+    return None
+
+
+def _job_end(job_id, *, token: int, from_status: str, updates: dict[str, Any], outcome: str) -> ImportJob | None:
+    """The terminal transition and its audit event in one transaction: exactly one event per job, written only
+    by the holder of `token`. Returns the ended job, or None when another claim holds it."""
+
+    def end() -> ImportJob | None:
+        fields = {"lease_owner": "", "lease_expires_at": None, "eta_seconds": None, **updates}
+        ended = ImportJob.objects.filter(pk=job_id, status=from_status, lease_token=token).update(
+            updated_at=timezone.now(), finished_at=timezone.now(), **fields
         )
-    _chunks_delete(job.pk)
-    job.refresh_from_db()
-    _audit(job, outcome="success", request=request)
+        if not ended:
+            return None
+        job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+        _audit(job, outcome=outcome)
+        return job
+
+    job = _atomically(end)
+    if job is not None:
+        _chunks_delete(job.pk)
+        leases.fence_drop(job.pk)
     return job
 
 
-def _undo(job: ImportJob) -> None:
-    """Restore the database as it was before the job (idempotent) and rebuild the touched RCs' summaries."""
+def _rollback(job_id, *, owner: str, token: int) -> ImportJob | None:
+    """Undo everything the job wrote (idempotent, resumable, fenced by `token`), rebuild the touched RCs'
+    summaries, then end the job in its `rollback_to` status with one audit event."""
     from releases.services import summaries_rebuild
 
-    release_candidate_ids = journal.journal_release_candidate_ids(job.pk)
-    journal.journal_undo(job.pk)
-    if release_candidate_ids:
-        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
-
-
-def _job_fail(job: ImportJob, *, code: str, message: str, worker: str | None = None) -> None:
-    _undo(job)
-    jobs = ImportJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING])
-    if worker is not None:
-        jobs = jobs.filter(lease_owner=worker)
-    failed = jobs.update(
-        updated_at=timezone.now(),
-        status=Status.FAILED,
-        failure_code=code,
-        failure_message=message[:2000],
-        finished_at=timezone.now(),
-        lease_owner="",
-        lease_expires_at=None,
-        eta_seconds=None,
+    with leases.Heartbeat(job_id=job_id, worker=owner, token=token, lease_seconds=settings.CSV_IMPORT_LEASE_SECONDS):
+        if leases.fence_take(job_id, token) is None:
+            return None
+        release_candidate_ids = journal.journal_undo(job_id, token=token)
+        if release_candidate_ids:
+            summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != Status.ROLLING_BACK or job.lease_token != token:
+        return None
+    final = dict(job.result or {})
+    message = final.pop("final_message", "The import failed; nothing was written.")
+    failed = job.rollback_to != Status.CANCELLED
+    ended = _job_end(
+        job_id,
+        token=token,
+        from_status=Status.ROLLING_BACK,
+        updates={
+            "status": Status.FAILED if failed else Status.CANCELLED,
+            "failure_message": message[:2000],
+            "processed": 0,
+            "rate": 0.0,
+            "result": final,
+        },
+        outcome="failure" if failed else "success",
     )
-    if failed:
-        _chunks_delete(job.pk)
-        job.refresh_from_db()
-        import_failures_total.labels(code=code).inc()
-        _audit(job, outcome="failure")
+    if ended is not None and failed:
+        import_failures_total.labels(code=ended.failure_code).inc()
+    return ended
+
+
+def _job_fail(
+    job: ImportJob, *, code: str, message: str, worker: str | None = None, token: int | None = None
+) -> ImportJob | None:
+    """Take the job over (a new token: any writer still running is fenced out), roll it back, end it `failed`.
+    With `token`, only if that claim still holds the job."""
+    owner = f"rollback:{uuid.uuid4().hex}"
+    jobs = ImportJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING])
+    if token is not None:
+        jobs = jobs.filter(lease_token=token)
+    elif worker is not None:
+        jobs = jobs.filter(lease_owner=worker)
+    taken = jobs.update(
+        updated_at=timezone.now(),
+        status=Status.ROLLING_BACK,
+        rollback_to=Status.FAILED,
+        failure_code=code,
+        failure_message="",
+        lease_owner=owner,
+        lease_token=F("lease_token") + 1,
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS),
+        eta_seconds=None,
+        result={"final_message": message},
+    )
+    if not taken:
+        return None
+    job.refresh_from_db()
+    return _rollback(job.pk, owner=owner, token=job.lease_token)
 
 
 def _file_digest(job_id) -> str:
@@ -292,130 +403,234 @@ def _file_digest(job_id) -> str:
     return digest.hexdigest()
 
 
-def _job_write(job: ImportJob, *, worker: str) -> None:
-    from releases.services import summaries_rebuild
+class _Progress:
+    """Rows per second of what this attempt actually committed, exponentially smoothed, and the ETA from it."""
 
-    undo_journal = journal.UndoJournal(job_id=job.pk, attempt=job.attempts)
-    state = bulk.BulkState(actor_id=job.created_by_id)
-    batch_rows = max(1, settings.CSV_IMPORT_BATCH_ROWS)
-    lease = timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS)
-    started = time.monotonic()
-    processed = 0
-    batch: list[csvformat.Record] = []
+    def __init__(self) -> None:
+        self.rate: float | None = None
 
-    def flush() -> None:
-        nonlocal processed
+    def add(self, rows: int, seconds: float) -> float:
+        current = rows / max(seconds, 1e-6)
+        self.rate = current if self.rate is None else 0.3 * current + 0.7 * self.rate
+        return self.rate
+
+
+def _batch_write(
+    batch: list[csvformat.Record],
+    *,
+    job: ImportJob,
+    token: int,
+    state: bulk.BulkState,
+    undo_journal: journal.UndoJournal,
+    done: int,
+) -> bulk.BulkState:
+    """Write one batch in one fenced transaction (journal entries + writes + the fence's progress), again with
+    fresh state on a transient conflict. Returns the state to go on with."""
+    delay = settings.CSV_IMPORT_BATCH_DELAY_SECONDS
+    for attempt in range(settings.CSV_IMPORT_BATCH_RETRIES):
         emails = {record.executed_by for record in batch if record.executed_by} - state.user_ids.keys()
         if emails:
             state.user_ids.update(_users_by_email(emails))
-        bulk.rows_write(batch, state=state, journal=undo_journal)
-        processed += len(batch)
+        try:
+            with leases.fenced_batch(job_id=job.pk, token=token) as (session, fence_update):
+                state.session = undo_journal.session = session
+                bulk.rows_write(batch, state=state, journal=undo_journal)
+                if delay:
+                    time.sleep(delay)  # test hook: a batch slower than the lease
+                fence_update["$set"] = {"rows_done": done + len(batch), "counts": dict(state.counts)}
+            state.session = None
+            return state
+        except (PyMongoError, DuplicateKeyError) as error:
+            state.session = None
+            if not (isinstance(error, DuplicateKeyError) or leases.is_transient(error)):
+                raise
+            if attempt == settings.CSV_IMPORT_BATCH_RETRIES - 1:
+                raise
+            logger.info("import job %s: batch at row %s conflicted (%s); retrying", job.pk, done, error)
+            fence = leases.fence_get(job.pk) or {}
+            if fence.get("token") != token:
+                raise LeaseLost() from error
+            if fence.get("rows_done", 0) >= done + len(batch):  # the commit went through after all
+                state.counts = dict(fence["counts"])
+                return state
+            # What the aborted batch put in the caches never reached the database: start them afresh.
+            state = bulk.BulkState(actor_id=state.actor_id, counts=dict(fence.get("counts") or state.counts))
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+def _pace(seconds: float) -> None:
+    """The import's pause between two batches while people are using the product."""
+    time.sleep(seconds)
+
+
+def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any], heartbeat: leases.Heartbeat):
+    from releases.services import summaries_rebuild
+
+    counts = fence.get("counts") or {}
+    state = bulk.BulkState(actor_id=job.created_by_id)
+    state.counts.update(counts)
+    batch_rows = max(1, settings.CSV_IMPORT_BATCH_ROWS)
+    pace = max(settings.CSV_IMPORT_PACE_FRACTION, 0.0)
+    done = skip = int(fence.get("rows_done") or 0)  # rows committed by earlier attempts: resume after them
+    progress = _Progress()
+    # One journal per attempt: its `seq` grows across the batches (and past the committed attempts' entries).
+    undo_journal = journal.UndoJournal(job_id=job.pk, attempt=job.attempts)
+    batch: list[csvformat.Record] = []
+
+    def flush() -> None:
+        nonlocal done, state
+        if heartbeat.lost.is_set():
+            raise LeaseLost()
+        started = time.monotonic()
+        state = _batch_write(batch, job=job, token=token, state=state, undo_journal=undo_journal, done=done)
+        done += len(batch)
         runs = sum(1 for record in batch if record.rc)
         import_rows_total.labels(kind="cases").inc(len(batch) - runs)
         import_rows_total.labels(kind="runs").inc(runs)
+        written = time.monotonic() - started
+        # Pacing: the stand-in (and a busy server) serves interactive requests while the import waits; with
+        # nobody using the product the import does not wait.
+        if pace and interactive.recently(settings.CSV_IMPORT_PACE_WINDOW_SECONDS):
+            _pace(min(written * pace, settings.CSV_IMPORT_PACE_MAX_SECONDS))
+        rate = progress.add(len(batch), time.monotonic() - started)
         batch.clear()
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = processed / elapsed
-        renewed = ImportJob.objects.filter(pk=job.pk, lease_owner=worker, status=Status.RUNNING).update(
+        shown = ImportJob.objects.filter(pk=job.pk, lease_token=token, status=Status.RUNNING).update(
             updated_at=timezone.now(),
-            processed=min(processed, job.total),
+            processed=min(done, job.total),
             rate=round(rate, 1),
-            eta_seconds=round(max(job.total - processed, 0) / rate, 1),
-            lease_expires_at=timezone.now() + lease,
+            eta_seconds=round(max(job.total - done, 0) / rate, 1),
         )
-        if not renewed:
+        if not shown:
             raise LeaseLost()
 
-    for record in csvformat.iter_records(lambda: chunks_open(job.pk)):
+    for index, record in enumerate(csvformat.iter_records(lambda: chunks_open(job.pk))):
+        if index < skip:
+            continue
         batch.append(record)
         if len(batch) >= batch_rows:
             flush()
     if batch:
         flush()
-    if state.release_candidate_ids:
-        summaries_rebuild(release_candidate_ids=sorted(state.release_candidate_ids.values()))
-    finished = ImportJob.objects.filter(pk=job.pk, lease_owner=worker, status=Status.RUNNING).update(
-        updated_at=timezone.now(),
-        status=Status.SUCCEEDED,
-        processed=job.total,
-        result=state.counts,
-        eta_seconds=0.0,
-        finished_at=timezone.now(),
-        lease_owner="",
-        lease_expires_at=None,
-        failure_code="",
-        failure_message="",
+    heartbeat.stop()
+    if heartbeat.lost.is_set():
+        raise LeaseLost()
+    release_candidate_ids = journal.journal_release_candidate_ids(job.pk)
+    if release_candidate_ids:
+        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+    finished = _job_end(
+        job.pk,
+        token=token,
+        from_status=Status.RUNNING,
+        updates={
+            "status": Status.SUCCEEDED,
+            "processed": job.total,
+            "eta_seconds": 0.0,
+            "result": state.counts,
+            "failure_code": "",
+            "failure_message": "",
+        },
+        outcome="success",
     )
-    if not finished:
+    if finished is None:
         raise LeaseLost()
     journal.journal_discard(job.pk)
-    _chunks_delete(job.pk)
-    job.refresh_from_db()
-    _audit(job, outcome="success")
+
+
+def _claim(pk: ObjectId, *, worker: str, now) -> tuple[ImportJob | None, bool]:
+    """Claim the job's lease with a new fencing token: (job, claimed). A job rolling back is claimed to finish its
+    rollback (not counted as an attempt)."""
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    lease_until = now + timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS)
+    claimed = ImportJob.objects.filter(free, pk=pk, status=Status.ROLLING_BACK).update(
+        updated_at=now, lease_owner=worker, lease_expires_at=lease_until, lease_token=F("lease_token") + 1
+    )
+    if not claimed:
+        claimed = ImportJob.objects.filter(free, pk=pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+            updated_at=now,
+            status=Status.RUNNING,
+            lease_owner=worker,
+            lease_expires_at=lease_until,
+            lease_token=F("lease_token") + 1,
+            attempts=F("attempts") + 1,
+            rate=0.0,
+            eta_seconds=None,
+        )
+    return ImportJob.objects.filter(pk=pk).select_related("created_by").first(), bool(claimed)
 
 
 def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
     """The worker's side (called by the Celery task; safe to call any number of times, concurrently too).
 
-    Claims the job with a lease; if another worker holds a live lease, asks to be retried when it expires. After
-    `CSV_IMPORT_MAX_ATTEMPTS` claims the job fails (a poison job never loops). Any failure undoes every write.
+    Claims the job with a lease and a new fencing token, renewed by a heartbeat while it works; if another worker
+    holds a live lease, asks to be retried when it expires. Resumes after the rows earlier attempts committed.
+    After `CSV_IMPORT_MAX_ATTEMPTS` claims the job fails (a poison job never loops). Any failure undoes every
+    write; a job being cancelled or failed is rolled back to the end.
     """
     if not ObjectId.is_valid(str(job_id)):
         return ProcessOutcome()
     pk = ObjectId(str(job_id))
     now = timezone.now()
-    claimed = ImportJob.objects.filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-        pk=pk,
-        status__in=[Status.QUEUED, Status.RUNNING],
-    ).update(
-        updated_at=timezone.now(),
-        status=Status.RUNNING,
-        lease_owner=worker,
-        lease_expires_at=now + timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS),
-        attempts=F("attempts") + 1,
-        processed=0,
-    )
-    job = ImportJob.objects.filter(pk=pk).select_related("created_by").first()
+    job, claimed = _claim(pk, worker=worker, now=now)
     if job is None:
         return ProcessOutcome()
     if not claimed:
-        if job.status in (Status.QUEUED, Status.RUNNING) and job.lease_expires_at is not None:
+        if job.status in (Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK) and job.lease_expires_at is not None:
             return ProcessOutcome(retry_in=max(1.0, (job.lease_expires_at - now).total_seconds() + 0.5))
+        return ProcessOutcome()
+    token = job.lease_token
+    if job.status == Status.ROLLING_BACK:
+        _rollback(job.pk, owner=worker, token=token)
         return ProcessOutcome()
     if job.started_at is None:
         ImportJob.objects.filter(pk=pk).update(started_at=now)
     if job.attempts > settings.CSV_IMPORT_MAX_ATTEMPTS:
         _job_fail(
             job,
-            worker=worker,
+            token=token,
             code="too_many_attempts",
             message=f"The import was attempted {job.attempts - 1} times without finishing; nothing was written.",
         )
         return ProcessOutcome()
     if _file_digest(job.pk) != job.file_sha256:
-        _job_fail(job, worker=worker, code="file_corrupt", message="The stored file no longer matches its upload.")
+        _job_fail(job, token=token, code="file_corrupt", message="The stored file no longer matches its upload.")
         return ProcessOutcome()
+    fence = leases.fence_take(job.pk, token)
+    if fence is None:
+        return ProcessOutcome()
+    ImportJob.objects.filter(pk=pk, lease_token=token).update(processed=min(fence.get("rows_done", 0), job.total))
+    heartbeat = leases.Heartbeat(
+        job_id=job.pk, worker=worker, token=token, lease_seconds=settings.CSV_IMPORT_LEASE_SECONDS
+    )
     try:
-        _job_write(job, worker=worker)
+        with heartbeat:
+            _job_write(job, worker=worker, token=token, fence=fence, heartbeat=heartbeat)
     except LeaseLost:
-        logger.warning("import job %s: lease lost to another worker", job.pk)
+        logger.warning("import job %s: lease lost (cancelled or taken over); this worker stops", job.pk)
     except csvformat.CsvFileError as error:
-        _job_fail(job, worker=worker, code=error.code, message=f"Row {error.row}: {error.message}")
+        _job_fail(job, token=token, code=error.code, message=f"Row {error.row}: {error.message}; nothing was written.")
     except Exception as error:
         # Unknown failure (database hiccup, bug): undo now; retry until the attempts run out.
         logger.exception("import job %s failed on attempt %s", job.pk, job.attempts)
         if job.attempts >= settings.CSV_IMPORT_MAX_ATTEMPTS:
             _job_fail(
                 job,
-                worker=worker,
+                token=token,
                 code="import_error",
                 message=f"The import failed ({type(error).__name__}); nothing was written.",
             )
             return ProcessOutcome()
-        _undo(job)
-        ImportJob.objects.filter(pk=job.pk, lease_owner=worker).update(
-            status=Status.QUEUED, lease_owner="", lease_expires_at=None, processed=0, eta_seconds=None
+        from releases.services import summaries_rebuild
+
+        try:
+            release_candidate_ids = journal.journal_undo(job.pk, token=token)
+        except LeaseLost:
+            return ProcessOutcome()
+        if release_candidate_ids:
+            summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+        leases.fence_drop(job.pk)
+        ImportJob.objects.filter(pk=job.pk, lease_token=token, status=Status.RUNNING).update(
+            status=Status.QUEUED, lease_owner="", lease_expires_at=None, processed=0, eta_seconds=None, rate=0.0
         )
         return ProcessOutcome(retry_in=float(settings.CSV_IMPORT_RETRY_DELAY_SECONDS))
     return ProcessOutcome()
@@ -424,21 +639,26 @@ def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
 def import_jobs_sweep(*, now=None) -> dict[str, int]:
     """Find jobs nobody is finishing and finish or fail them (periodic task + `manage.py import_jobs_sweep`).
 
-    - running with an expired lease (the worker died): queued again, or failed (undone) after the last attempt;
+    - running with an expired lease (its heartbeat stopped: the worker died): queued again, or failed (rolled back)
+      after the last attempt;
+    - rolling back with no live lease (a rollback or cancel was interrupted): the rollback is finished here;
     - queued for longer than CSV_IMPORT_QUEUED_STALE_SECONDS (the message was lost): enqueued again;
-    - journals left by jobs that already ended: dropped (succeeded) or undone (failed).
+    - journals left by jobs that already ended: dropped (succeeded) or undone (failed, cancelled).
     """
     now = now or timezone.now()
-    counts = {"requeued": 0, "failed": 0, "journals": 0}
+    counts = {"requeued": 0, "failed": 0, "rolled_back": 0, "journals": 0}
     stale_running = ImportJob.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).select_related(
         "created_by"
     )
     for job in stale_running:
         if job.attempts >= settings.CSV_IMPORT_MAX_ATTEMPTS:
-            _job_fail(
-                job, code="worker_lost", message="The worker processing this import stopped; nothing was written."
-            )
-            counts["failed"] += 1
+            if _job_fail(
+                job,
+                token=job.lease_token,
+                code="worker_lost",
+                message="The worker processing this import stopped; nothing was written.",
+            ):
+                counts["failed"] += 1
             continue
         requeued = ImportJob.objects.filter(pk=job.pk, status=Status.RUNNING, lease_expires_at__lt=now).update(
             status=Status.QUEUED, lease_owner="", lease_expires_at=None, queued_at=now
@@ -446,19 +666,40 @@ def import_jobs_sweep(*, now=None) -> dict[str, int]:
         if requeued:
             _enqueue_quietly(job.pk)
             counts["requeued"] += 1
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    for job in ImportJob.objects.filter(free, status=Status.ROLLING_BACK):
+        owner = f"sweep:{uuid.uuid4().hex}"
+        if ImportJob.objects.filter(free, pk=job.pk, status=Status.ROLLING_BACK).update(
+            lease_owner=owner,
+            lease_token=F("lease_token") + 1,
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.CSV_IMPORT_LEASE_SECONDS),
+        ):
+            job.refresh_from_db()
+            if _rollback(job.pk, owner=owner, token=job.lease_token):
+                counts["rolled_back"] += 1
     lost_before = now - timedelta(seconds=settings.CSV_IMPORT_QUEUED_STALE_SECONDS)
     for job in ImportJob.objects.filter(status=Status.QUEUED, queued_at__lt=lost_before, lease_owner=""):
         if ImportJob.objects.filter(pk=job.pk, status=Status.QUEUED, queued_at__lt=lost_before).update(queued_at=now):
             _enqueue_quietly(job.pk)
             counts["requeued"] += 1
     job_ids = connection.database[journal.COLLECTION].distinct("job_id")
-    for job in ImportJob.objects.filter(pk__in=job_ids, status__in=[Status.SUCCEEDED, Status.FAILED]):
+    ended = [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
+    for job in ImportJob.objects.filter(pk__in=job_ids, status__in=ended):
         if job.status == Status.SUCCEEDED:
             journal.journal_discard(job.pk)
         else:
             _undo(job)
         counts["journals"] += 1
     return counts
+
+
+def _undo(job: ImportJob) -> None:
+    """Restore what an ended job's journal still records (an old, unfenced leftover) and rebuild the summaries."""
+    from releases.services import summaries_rebuild
+
+    release_candidate_ids = journal.journal_undo(job.pk)
+    if release_candidate_ids:
+        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
 
 
 def _enqueue_quietly(job_id) -> None:
@@ -472,75 +713,15 @@ def _enqueue_quietly(job_id) -> None:
 # --- exports ---------------------------------------------------------------------------------------------------
 
 
-def _suites_by_id() -> dict[ObjectId, dict[str, Any]]:
-    return {suite["_id"]: suite for suite in connection.database[bulk.SUITES].find({}, {"product": 1, "name": 1})}
-
-
-def _case_row(case: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "product": suite["product"],
-        "suite": suite["name"],
-        "key": case["key"],
-        "title": case.get("title", ""),
-        "category": case.get("category", ""),
-        "task": case.get("task", ""),
-        "owner": case.get("owner", ""),
-        "priority": case.get("priority", 3),
-        "tags": case.get("tags") or [],
-    }
-
-
 def _cases_rows() -> Iterator[dict[str, Any]]:
-    suites = _suites_by_id()
-    cursor = connection.database[bulk.CASES].find({"is_deleted": {"$ne": True}}).sort([("suite_id", 1), ("key", 1)])
-    for case in cursor.batch_size(1000):
-        suite = suites.get(case["suite_id"])
-        if suite is not None:
-            yield _case_row(case, suite)
+    return release_selectors.cases_for_export()
 
 
 def _runs_rows(release_candidate: ReleaseCandidate) -> Iterator[dict[str, Any]]:
-    database = connection.database
-    suites = _suites_by_id()
     emails = {user_id: email for user_id, email in User.objects.values_list("pk", "email")}
-    cursor = (
-        database[bulk.RUNS]
-        .find({"release_candidate_id": release_candidate.pk})
-        .sort([("case_id", 1), ("executed_at", 1)])
-    )
-    cases: dict[ObjectId, dict[str, Any] | None] = {}
-    pending: list[dict[str, Any]] = []
-
-    def rows(runs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        missing = list({run["case_id"] for run in runs} - cases.keys())
-        for case in database[bulk.CASES].find({"_id": {"$in": missing}}):
-            cases[case["_id"]] = case
-        for run in runs:
-            case = cases.get(run["case_id"])
-            suite = suites.get(case["suite_id"]) if case else None
-            if case is None or suite is None:
-                continue
-            yield {
-                **_case_row(case, suite),
-                "rc": release_candidate.name,
-                "status": run["status"],
-                "mantis_ids": run.get("mantis_ids") or [],
-                "notes": run.get("notes", ""),
-                "executed_at": run["executed_at"]
-                if run["executed_at"].tzinfo
-                else run["executed_at"].replace(tzinfo=UTC),
-                "executed_by": emails.get(run.get("executed_by_id"), ""),
-            }
-        if len(cases) > 20_000:
-            cases.clear()
-
-    for run in cursor.batch_size(1000):
-        pending.append(run)
-        if len(pending) >= 1000:
-            yield from rows(pending)
-            pending = []
-    if pending:
-        yield from rows(pending)
+    for row in release_selectors.runs_for_export(release_candidate=release_candidate):
+        executed_by_id = row.pop("executed_by_id")
+        yield {**row, "executed_by": emails.get(executed_by_id, "")}
 
 
 def export_cases_csv(*, user, request: HttpRequest | None = None) -> Iterator[str]:

@@ -88,7 +88,9 @@ def import_confirm(request: HttpRequest, job_id: str) -> HttpResponse:
 @role_required("reviewer")
 @require_POST
 def import_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
-    services.import_job_cancel(user=request.user, job_id=job_id, request=request)
+    job = services.import_job_cancel(user=request.user, job_id=job_id, request=request)
+    if job.status == job.Status.ROLLING_BACK:  # a running import: follow its rollback on its page
+        return redirect("imports:import_detail", job_id=str(job.pk))
     return redirect(reverse("imports:import_list"))
 
 

@@ -5,9 +5,12 @@ sequence number, in order of first appearance); a case is (suite, key); a run is
 millisecond). Documents that exist and already hold the same values are left untouched, so writing the same
 batch twice has one effect.
 
-Writes go straight to the collections with pymongo, one round trip per collection and batch. Before any document
-is inserted or changed, the caller's `journal` is told (the ids about to be inserted, or the documents as they
-were): that write-ahead record is what lets the importer restore the database exactly if the file fails later.
+Writes go straight to the collections with pymongo, one round trip per collection and batch, in the caller's
+transaction when `BulkState.session` is set (the importer's fenced batch). Before any document is inserted or
+changed, the caller's `journal` is told (the ids about to be inserted, or the documents as they were): that record,
+committed with the writes, is what lets the importer restore the database exactly if the file fails later.
+Lookups by many ids go in slices of `_IDS_PER_QUERY`: a long `$in` list costs the stand-in time quadratic in its
+length.
 
 `is_latest` stays correct per (case, RC): among the runs of a pair in the database plus the batch, the newest by
 (executed_at, id) is the latest one; flags that change are journaled like any other update. Summary documents are
@@ -27,16 +30,19 @@ from django.utils import timezone
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from releases import rules
+
 SUITES = "testSuites"
 RELEASE_CANDIDATES = "releaseCandidates"
 CASES = "testCases"
 RUNS = "testRuns"
 _CASE_FIELDS = ("title", "category", "task", "owner", "priority", "tags")
 _RUN_FIELDS = ("status", "mantis_ids", "notes", "executed_by_id", "suite_id", "owner", "category")
+_IDS_PER_QUERY = 100
 
 
 class Journal(Protocol):
-    def before_insert(self, collection: str, ids: list[ObjectId]) -> None: ...
+    def before_insert(self, collection: str, ids: list[ObjectId], *, release_candidate_ids=()) -> None: ...
 
     def before_update(self, collection: str, documents: list[dict[str, Any]]) -> None: ...
 
@@ -66,6 +72,7 @@ class BulkState:
     """Carried across the batches of one file: resolved ids and the counts so far."""
 
     actor_id: ObjectId | None = None
+    session: Any = None  # pymongo ClientSession of the current batch's transaction (None: no transaction)
     user_ids: dict[str, ObjectId] = field(default_factory=dict)  # lower-case email -> user id
     suite_ids: dict[tuple[str, str], ObjectId] = field(default_factory=dict)
     release_candidate_ids: dict[str, ObjectId] = field(default_factory=dict)
@@ -102,6 +109,17 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def _in_transaction(state: BulkState) -> bool:
+    return state.session is not None and state.session.in_transaction
+
+
+def _find_by_ids(collection, ids: list[ObjectId], *, session=None) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        found.extend(collection.find({"_id": {"$in": ids[start : start + _IDS_PER_QUERY]}}, session=session))
+    return found
+
+
 def _suites_resolve(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal) -> None:
     collection = connection.database[SUITES]
     wanted = {(row.product, row.suite) for row in rows} - state.suite_ids.keys()
@@ -109,7 +127,8 @@ def _suites_resolve(rows: Sequence[BulkRow], *, state: BulkState, journal: Journ
         return
     products = sorted({product for product, _ in wanted})
     names = sorted({name for _, name in wanted})
-    for document in collection.find({"product": {"$in": products}, "name": {"$in": names}}, {"product": 1, "name": 1}):
+    query = {"product": {"$in": products}, "name": {"$in": names}}
+    for document in collection.find(query, {"product": 1, "name": 1}, session=state.session):
         state.suite_ids[(document["product"], document["name"])] = document["_id"]
     for product, name in sorted(wanted - state.suite_ids.keys()):
         suite_id = ObjectId()
@@ -125,10 +144,13 @@ def _suites_resolve(rows: Sequence[BulkRow], *, state: BulkState, journal: Journ
                     "created_by_id": state.actor_id,
                     "created_at": now,
                     "updated_at": now,
-                }
+                },
+                session=state.session,
             )
             state.counts["suites_created"] += 1
         except DuplicateKeyError:  # created concurrently by someone else: use theirs
+            if _in_transaction(state):
+                raise  # the transaction is aborted: the caller retries the batch, which then finds it
             suite_id = collection.find_one({"product": product, "name": name}, {"_id": 1})["_id"]
         state.suite_ids[(product, name)] = suite_id
 
@@ -141,13 +163,13 @@ def _release_candidates_resolve(rows: Sequence[BulkRow], *, state: BulkState, jo
             wanted.setdefault(row.rc, None)
     if not wanted:
         return
-    for document in collection.find({"name": {"$in": list(wanted)}}, {"name": 1}):
+    for document in collection.find({"name": {"$in": list(wanted)}}, {"name": 1}, session=state.session):
         state.release_candidate_ids[document["name"]] = document["_id"]
     for name in wanted:
         if name in state.release_candidate_ids:
             continue
         for _attempt in range(5):
-            last = collection.find_one({}, {"sequence": 1}, sort=[("sequence", -1)])
+            last = collection.find_one({}, {"sequence": 1}, sort=[("sequence", -1)], session=state.session)
             rc_id = ObjectId()
             journal.before_insert(RELEASE_CANDIDATES, [rc_id])
             try:
@@ -155,14 +177,17 @@ def _release_candidates_resolve(rows: Sequence[BulkRow], *, state: BulkState, jo
                     {
                         "_id": rc_id,
                         "name": name,
-                        "sequence": (last["sequence"] + 1) if last else 1,
+                        "sequence": rules.next_rc_sequence(last["sequence"] if last else None),
                         "state": "testing",
                         "created_at": _now(),
-                    }
+                    },
+                    session=state.session,
                 )
                 state.counts["release_candidates_created"] += 1
                 break
             except DuplicateKeyError:  # the same name was created concurrently
+                if _in_transaction(state):
+                    raise
                 existing = collection.find_one({"name": name}, {"_id": 1})
                 if existing is not None:
                     rc_id = existing["_id"]
@@ -179,7 +204,8 @@ def _suite_cases_load(suite_id: ObjectId, *, state: BulkState) -> None:
     far slower on some servers)."""
     state.loaded_suites.add(suite_id)
     projection = {name: 1 for name in ("key", *_CASE_FIELDS)}
-    for document in connection.database[CASES].find({"suite_id": suite_id}, projection).batch_size(5000):
+    cursor = connection.database[CASES].find({"suite_id": suite_id}, projection, session=state.session)
+    for document in cursor.batch_size(5000):
         state.cases[(suite_id, document["key"])] = (document["_id"], _case_values(document))
 
 
@@ -226,12 +252,14 @@ def _cases_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal)
             state.counts["cases_unchanged"] += 1
     if inserts:
         journal.before_insert(CASES, [document["_id"] for document in inserts])
-        collection.insert_many(inserts, ordered=False)
+        collection.insert_many(inserts, ordered=False, session=state.session)
         state.counts["cases_created"] += len(inserts)
     if changed:
-        journal.before_update(CASES, list(collection.find({"_id": {"$in": list(changed)}})))
+        journal.before_update(CASES, _find_by_ids(collection, list(changed), session=state.session))
         collection.bulk_write(
-            [UpdateOne({"_id": case_id}, {"$set": new}) for case_id, new in changed.items()], ordered=False
+            [UpdateOne({"_id": case_id}, {"$set": new}) for case_id, new in changed.items()],
+            ordered=False,
+            session=state.session,
         )
         state.counts["cases_updated"] += len(changed)
     return {natural: state.cases[natural] for natural in wanted}
@@ -241,7 +269,8 @@ def _rc_runs_load(rc_id: ObjectId, *, state: BulkState) -> None:
     """Index the RC's existing runs once per file: natural key -> (id, compared values, is_latest)."""
     state.loaded_release_candidates.add(rc_id)
     projection = {name: 1 for name in ("case_id", "executed_at", "is_latest", *_RUN_FIELDS)}
-    for document in connection.database[RUNS].find({"release_candidate_id": rc_id}, projection).batch_size(5000):
+    cursor = connection.database[RUNS].find({"release_candidate_id": rc_id}, projection, session=state.session)
+    for document in cursor.batch_size(5000):
         executed_at = _naive_utc(document["executed_at"])
         pair = (document["case_id"], rc_id)
         values = tuple(
@@ -324,13 +353,15 @@ def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: Bu
         flagged.clear()
         flagged.add(newest_id)
     if inserts:
-        journal.before_insert(RUNS, list(inserted))
-        collection.insert_many(inserts, ordered=False)
+        journal.before_insert(RUNS, list(inserted), release_candidate_ids={pair[1] for pair in touched})
+        collection.insert_many(inserts, ordered=False, session=state.session)
         state.counts["runs_created"] += len(inserts)
     if updates:
-        journal.before_update(RUNS, list(collection.find({"_id": {"$in": list(updates)}})))
+        journal.before_update(RUNS, _find_by_ids(collection, list(updates), session=state.session))
         collection.bulk_write(
-            [UpdateOne({"_id": run_id}, {"$set": new}) for run_id, new in updates.items()], ordered=False
+            [UpdateOne({"_id": run_id}, {"$set": new}) for run_id, new in updates.items()],
+            ordered=False,
+            session=state.session,
         )
 
 
@@ -343,13 +374,13 @@ def rows_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal) -
 
 
 def documents_restore(
-    collection: str, *, inserted_ids: Iterable[ObjectId] = (), documents: Iterable[dict] = ()
+    collection: str, *, inserted_ids: Iterable[ObjectId] = (), documents: Iterable[dict] = (), session=None
 ) -> None:
-    """Undo: delete documents that were inserted, put back documents as they were before an update."""
+    """Undo: delete documents that were inserted, put back documents as they were before an update. Idempotent."""
     target = connection.database[collection]
     ids = list(inserted_ids)
-    if ids:
-        target.delete_many({"_id": {"$in": ids}})
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        target.delete_many({"_id": {"$in": ids[start : start + _IDS_PER_QUERY]}}, session=session)
     replacements = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in documents]
     if replacements:
-        target.bulk_write(replacements, ordered=False)
+        target.bulk_write(replacements, ordered=False, session=session)

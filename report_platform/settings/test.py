@@ -1,5 +1,8 @@
 """Tests: the same stack as dev (real MongoDB wire protocol, real Redis), started on free ports for the run."""
 
+import os
+import secrets
+
 from report_platform import embedded, observability
 
 # Start the stand-in MongoDB and redis-server for this test process unless MONGODB_URI / REDIS_URL are set;
@@ -12,7 +15,8 @@ from .base import *  # noqa: E402, F403
 from .base import VAR_DIR  # noqa: E402
 
 DEBUG = False
-SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdef"
+# Random per test run (inherited by the run's subprocesses through the environment); never a published value.
+SECRET_KEY = os.environ.setdefault("REPORT_PLATFORM_TEST_SECRET_KEY", secrets.token_urlsafe(64))
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # bcrypt at cost 12 costs ~300 ms a hash; tests that check the production hasher use it explicitly.
 PASSWORD_HASHERS = [
@@ -29,3 +33,4 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # No background drain thread in tests: a row it moved late could land in the next test's clean database. Readers
 # drain the usage-log buffer themselves (AiUsageLog.objects); tests of the thread switch it on.
 AI_USAGE_FLUSH_SECONDS = 0.0
+SUMMARY_APPLY_SECONDS = 0.0  # likewise for the summary applier thread: readers apply pending deltas themselves

@@ -83,3 +83,81 @@ def run_job(reviewer, monkeypatch):
         return job, outcome
 
     return do
+
+
+# Real Celery workers on the test Redis and database. Short lease and visibility timeout so a killed worker's job
+# is taken over within seconds.
+WORKER_ENV = {
+    "CSV_IMPORT_LEASE_SECONDS": "2",
+    "CELERY_VISIBILITY_TIMEOUT": "3",
+    "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+    "CSV_IMPORT_BATCH_ROWS": "250",
+    "CSV_IMPORT_RETRY_DELAY_SECONDS": "1",
+    "CSV_IMPORT_PACE_FRACTION": "0",
+}
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """`start_worker(**env)` -> a running worker process (settings overridden by WORKER_ENV, then `env`)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from django.conf import settings
+    from django.db import connection
+
+    from report_platform.celery import app
+
+    processes: list[subprocess.Popen] = []
+
+    def start(**overrides: str) -> subprocess.Popen:
+        name = f"imports-{uuid.uuid4().hex[:8]}@%h"
+        env = {
+            **os.environ,
+            **WORKER_ENV,
+            **overrides,
+            "DJANGO_SETTINGS_MODULE": "report_platform.settings.test",
+            "MONGODB_NAME": connection.settings_dict["NAME"],
+        }
+        command = [sys.executable, "-m", "celery", "-A", "report_platform", "worker", "-l", "warning", "-c", "1"]
+        command += ["-P", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", name]
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)
+        processes.append(process)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=0.5) or []
+            if any(name.split("@")[0] in next(iter(reply)) for reply in replies):
+                return process
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.returncode}")
+        raise RuntimeError("worker did not answer a ping within 30 s")
+
+    yield start
+    # The test is over: no warm shutdown (it would wait for retries still queued); the next test purges the queue.
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def purge_queue() -> None:
+    from report_platform.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete("celery", "unacked", "unacked_index")
+
+
+def wait_for(predicate, *, timeout: float, step: float = 0.05):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from audit.models import AuditEvent
 from imports import csvformat
+from releases import rules
 from releases.models import ReleaseCandidate, TestCase, TestRun
 from tests.imports.conftest import case_row, csv_bytes
 
@@ -151,20 +152,23 @@ _identifier = (
 _free_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cf"), blacklist_characters="\x00"), max_size=60
 )
+# Keys and RC names follow the rule table's patterns (releases/rules.py): the importer refuses what the forms refuse.
+_key = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,29}", fullmatch=True)
+_rc_name = st.from_regex(r"[^\W_][\w .:/+#-]{0,29}", fullmatch=True).map(str.strip).filter(rules.RC_NAME.accepts)
 _record = st.fixed_dictionaries(
     {
         "product": _identifier,
         "suite": _identifier,
-        "key": _identifier,
+        "key": _key,
         "title": _free_text.filter(bool),
         "category": _identifier,
         "task": _free_text,
         "owner": _identifier,
         "priority": st.integers(1, 4),
-        "tags": st.lists(_identifier.filter(lambda tag: len(tag) <= 50), max_size=3),
-        "rc": _identifier,
+        "tags": st.lists(_identifier.filter(lambda tag: len(tag) <= 50), max_size=3, unique=True),
+        "rc": _rc_name,
         "status": st.sampled_from(["pass", "fail", "pending"]),
-        "mantis_ids": st.lists(st.integers(1, 999_999_999), max_size=3),
+        "mantis_ids": st.lists(st.integers(1, 999_999_999), max_size=3, unique=True),
         "notes": _free_text,
         "executed_at": st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
             lambda value: value.replace(microsecond=value.microsecond // 1000 * 1000, tzinfo=UTC)

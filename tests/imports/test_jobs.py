@@ -78,7 +78,7 @@ def test_it_fails_a_poison_job_after_the_maximum_attempts(upload, monkeypatch):
     job = _queued(upload)
     before = db_snapshot()
 
-    def die(job, *, worker):
+    def die(job, **kwargs):
         services.bulk.rows_write(
             list(services.csvformat.iter_records(lambda: services.chunks_open(job.pk)))[:2],
             state=services.bulk.BulkState(),
@@ -186,7 +186,7 @@ def test_it_requeues_or_fails_stale_jobs(upload, monkeypatch):
     fresh = upload(valid_file(5))
     ImportJob.objects.filter(pk=fresh.pk).update(status=ImportJob.Status.QUEUED, queued_at=now)
     counts = services.import_jobs_sweep(now=now)
-    assert counts == {"requeued": 2, "failed": 1, "journals": 0}
+    assert counts == {"requeued": 2, "failed": 1, "rolled_back": 0, "journals": 0}
     assert sorted(sent) == sorted([str(dead.pk), str(lost.pk)])
     statuses = dict(ImportJob.objects.values_list("pk", "status"))
     assert statuses[dead.pk] == "queued" and statuses[lost.pk] == "queued" and statuses[fresh.pk] == "queued"

@@ -53,7 +53,9 @@ def captured() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
         def method(self, *args, **kwargs):
             first = args[0] if args else kwargs.get("filter", kwargs.get("pipeline", {}))
             if name == "aggregate":
-                first = first[0].get("$match", {}) if first and "$match" in first[0] else {"$pipeline": str(first)[:300]}
+                # A pipeline that does not start with $match (a $lookup first, say) reads every document.
+                starts = first[0] if first else {}
+                first = starts["$match"] if "$match" in starts else {"$pipeline": str(first)[:300]}
             elif name == "distinct":
                 first = args[1] if len(args) > 1 else kwargs.get("filter", {})
             calls.append((self.name, name, first or {}))
