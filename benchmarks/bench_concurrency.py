@@ -161,6 +161,12 @@ class Stack:
                 "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
                 "AI_PROVIDER": "offline",
                 "PYTHONUNBUFFERED": "1",
+                # All clients share one reviewer's token: the per-user API budget (1,200/min) would refuse them.
+                # What is measured here is the write path, so the budget is raised far above the offered load.
+                "API_RATE_LIMIT_REVIEWER_PER_MINUTE": "1000000",
+                "API_RATE_LIMIT_REVIEWER_PER_SECOND": "100000",
+                "API_RATE_LIMIT_HEAVY_PER_MINUTE": "100000",
+                "API_RATE_LIMIT_HEAVY_PER_SECOND": "10000",
             }
         )
         self.env = env

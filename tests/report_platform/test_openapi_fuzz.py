@@ -28,8 +28,20 @@ def admin_token(admin_user) -> str:
     return token_family_start(user=admin_user, request=request).access
 
 
+@pytest.fixture
+def generous_heavy_limit():
+    """The fuzzer calls each heavy route (imports, exports, reports) several times within seconds, more than the
+    `heavy` rate-limit bucket allows: without a bigger budget it would fuzz 429s instead of those endpoints."""
+    from django.conf import settings as django_settings
+    from django.test import override_settings
+
+    heavy = {"per_minute": 1000, "per_second": 1000}
+    with override_settings(API_RATE_LIMITS={**django_settings.API_RATE_LIMITS, "heavy": heavy}):
+        yield
+
+
 @pytest.mark.django_db
-def test_the_api_survives_schema_driven_fuzzing_without_5xx(admin_token, reviewer):
+def test_the_api_survives_schema_driven_fuzzing_without_5xx(admin_token, reviewer, generous_heavy_limit):
     from report_platform.celery import app as celery_app
 
     wsgi = get_wsgi_application()
