@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django import forms
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
@@ -65,6 +67,12 @@ class AccountAdapter(DefaultAccountAdapter):
         if user.is_authenticated:
             audit_record(action="auth.logout", actor=user, request=request, metadata={"channel": "browser"})
         super().logout(request)
+
+    def send_account_already_exists_mail(self, email: str) -> None:
+        """A sign-up with a registered address (browser and API): do the work a new account costs (one password
+        hash with the production hasher) before the notice, so the answer's timing does not reveal the account."""
+        make_password(secrets.token_urlsafe(16))
+        super().send_account_already_exists_mail(email)
 
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):
         """Sign-ups are always viewers; the email is stored lower-case."""

@@ -6,19 +6,22 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
-from accounts import selectors, tokens
+from accounts import selectors, services, tokens
 
 
 class JWTBearer(HttpBearer):
     """Validates the access token (tokens.decode: HS256 only, kid, exp, iss, aud, typ) and that its family is live
-    and its user active. Sets `request.user`; returns None (401) for every failure."""
+    and its user active. Sets `request.user`; returns None (401) for every failure. Failures are counted per client
+    IP: past API_TOKEN_FAILURES_PER_IP in the window, every bearer call from that IP is refused 429."""
 
     openapi_description = "JWT access token from POST /api/v1/auth/login (15 minutes)."
 
     def authenticate(self, request: HttpRequest, token: str):
+        services.token_failures_check(request=request)
         try:
             user = selectors.user_from_access_token(token=token)
         except tokens.InvalidToken:
+            services.token_failure_record(request=request)
             return None
         request.user = user
         return user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
@@ -95,10 +97,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.display_name or self.email.split("@")[0]
 
 
+def new_token_family_public_id() -> str:
+    """128 random bits: what tokens carry as `fam` (never the database id, which is guessable)."""
+    return secrets.token_urlsafe(16)
+
+
 class TokenFamily(models.Model):
     """One API login: the chain of refresh tokens rotated from it. Its lifetime is absolute (14 days from login);
-    revoking the family ends every access and refresh token of that login."""
+    revoking the family ends every access and refresh token of that login. Tokens name it by `public_id`."""
 
+    public_id = models.CharField(max_length=32, unique=True, default=new_token_family_public_id, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_families")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -137,6 +145,9 @@ class RefreshToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    used_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Device fingerprint of the refresh that used it (the reuse grace window)."
+    )
     ip = models.CharField(max_length=45, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
 

@@ -13,11 +13,12 @@ from accounts.models import Role, TokenFamily, User
 def user_from_access_token(*, token: str) -> User:
     """The active user of a valid access token whose family is not revoked; `tokens.InvalidToken` otherwise."""
     claims = tokens.decode(token, typ=tokens.ACCESS)
-    if not ObjectId.is_valid(claims["sub"]) or not ObjectId.is_valid(claims["fam"]):
+    if not ObjectId.is_valid(claims["sub"]) or not isinstance(claims["fam"], str) or len(claims["fam"]) > 32:
         raise tokens.InvalidToken("malformed subject")
+    # `fam` is the family's random public id (128 bits), never its database id.
     family = (
         TokenFamily.objects.select_related("user")
-        .filter(pk=ObjectId(claims["fam"]), user_id=ObjectId(claims["sub"]), revoked_at=None)
+        .filter(public_id=claims["fam"], user_id=ObjectId(claims["sub"]), revoked_at=None)
         .first()
     )
     if family is None or not family.user.is_active:

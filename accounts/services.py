@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from allauth.account import signals as account_signals
 from allauth.account.adapter import get_adapter
@@ -21,6 +22,7 @@ from allauth.usersessions.models import UserSession
 from bson import ObjectId
 from django import forms
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -79,7 +81,8 @@ def _issue(*, family: TokenFamily, request: HttpRequest) -> TokenPair:
         user_agent=user_agent,
     )
     access_expires = min(now + settings.JWT_ACCESS_LIFETIME, family.expires_at)
-    user_id, family_id = str(family.user_id), str(family.pk)
+    # Tokens name the family by its random public id; TokenPair.family_id (audit, sessions page) is the database id.
+    user_id, family_id = str(family.user_id), family.public_id
     access = tokens.encode(
         typ=tokens.ACCESS,
         user_id=user_id,
@@ -95,7 +98,7 @@ def _issue(*, family: TokenFamily, request: HttpRequest) -> TokenPair:
         access=access,
         refresh=refresh,
         access_expires_in=int((access_expires - now).total_seconds()),
-        family_id=family_id,
+        family_id=str(family.pk),
     )
 
 
@@ -120,7 +123,9 @@ def token_family_start(*, user: User, request: HttpRequest, device_name: str = "
 
 def token_refresh(*, refresh_token: str, request: HttpRequest) -> TokenPair:
     """Rotate: claim the refresh token with one conditional update (exactly one concurrent caller wins), then issue
-    the next pair. A token that was already used is a reuse: the whole family is revoked and audited."""
+    the next pair. A token that was already used is a reuse: the whole family is revoked and audited, unless the
+    same device presents it again within JWT_REFRESH_REUSE_GRACE_SECONDS of its rotation (parallel refreshes of
+    one client): that answers 409 `token_already_rotated` and the winner's new tokens stay valid."""
     from accounts.models import RefreshToken
 
     try:
@@ -129,23 +134,33 @@ def token_refresh(*, refresh_token: str, request: HttpRequest) -> TokenPair:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token") from exc
     token_hash = tokens.hash_token_id(claims["jti"])
     now = timezone.now()
-    # The family is read BEFORE the claim: concurrent losers revoke it for reuse right after the winner's claim, and
-    # that must not turn the winner away too (exactly one of N concurrent refreshes gets a pair; the revocation then
-    # ends that pair as well, as any reuse does).
+    # The family is read BEFORE the claim, so the winner of concurrent refreshes is never turned away by a state
+    # the losers changed afterwards.
     stored = RefreshToken.objects.select_related("family", "user").filter(token_hash=token_hash).first()
     if stored is None:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
     family = stored.family
-    claimed = RefreshToken.objects.filter(pk=stored.pk, used_at=None, expires_at__gt=now).update(used_at=now)
+    user_agent, ip = _request_device(request)
+    fingerprint = device_fingerprint(user_agent=user_agent, ip=ip)
+    claimed = RefreshToken.objects.filter(pk=stored.pk, used_at=None, expires_at__gt=now).update(
+        used_at=now, used_fingerprint=fingerprint
+    )
     if claimed != 1:
-        if RefreshToken.objects.filter(pk=stored.pk, used_at__isnull=False).exists():
+        used = RefreshToken.objects.filter(pk=stored.pk, used_at__isnull=False).first()
+        if used is not None:
+            grace = timedelta(seconds=settings.JWT_REFRESH_REUSE_GRACE_SECONDS)  # 0: no grace at all
+            same_device = bool(used.used_fingerprint) and used.used_fingerprint == fingerprint
+            if grace and same_device and now - used.used_at <= grace and family.is_active:
+                raise Conflict(
+                    "This refresh token was just exchanged by another request of this client: use the tokens that "
+                    "request received.",
+                    code="token_already_rotated",
+                )
             _revoke_family_for_reuse(family=family, request=request)
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
     if not family.is_active or not stored.user.is_active:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
 
-    user_agent, ip = _request_device(request)
-    fingerprint = device_fingerprint(user_agent=user_agent, ip=ip)
     updates = {"last_used_at": now, "last_ip": ip, "last_user_agent": user_agent}
     if fingerprint != family.fingerprint:
         reason = "new network" if _network(ip) != _network(family.last_ip) else "new device"
@@ -179,6 +194,30 @@ def _revoke_family_for_reuse(*, family: TokenFamily, request: HttpRequest) -> No
         )
 
 
+def _token_failure_key(request: HttpRequest) -> str:
+    # Fixed windows named by their start, so the count resets with the clock (and time travel in tests).
+    window = int(timezone.now().timestamp()) // settings.API_TOKEN_FAILURE_WINDOW_SECONDS
+    return f"accounts:token-failures:{client_ip(request)}:{window}"
+
+
+def token_failures_check(*, request: HttpRequest) -> None:
+    """Refuse (429 `too_many_token_failures`) a client IP that failed API_TOKEN_FAILURES_PER_IP bearer-token
+    checks within the current window, before its token is even looked at: guessing stays impossible at scale."""
+    if (cache.get(_token_failure_key(request)) or 0) >= settings.API_TOKEN_FAILURES_PER_IP:
+        raise RateLimited("Too many invalid tokens from your address. Try again later.", code="too_many_token_failures")
+
+
+def token_failure_record(*, request: HttpRequest) -> None:
+    """Count one failed bearer-token check for the client IP (shared by every web process through Redis)."""
+    key = _token_failure_key(request)
+    timeout = 2 * settings.API_TOKEN_FAILURE_WINDOW_SECONDS
+    cache.add(key, 0, timeout=timeout)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=timeout)
+
+
 def token_families_revoke_for_user(*, user: User, reason: str) -> int:
     """Revoke every live API token family of `user` (no audit event: the calling action writes it)."""
     return TokenFamily.objects.filter(user=user, revoked_at=None).update(
@@ -204,11 +243,17 @@ def api_logout(*, refresh_token: str, request: HttpRequest) -> None:
         claims = tokens.decode(refresh_token, typ=tokens.REFRESH)
     except tokens.InvalidToken as exc:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token") from exc
-    if not ObjectId.is_valid(claims["fam"]):
+    from accounts.models import RefreshToken
+
+    # Found by the token's secret id (hashed), never by a family id from the claims.
+    stored = (
+        RefreshToken.objects.select_related("family__user")
+        .filter(token_hash=tokens.hash_token_id(claims["jti"]))
+        .first()
+    )
+    if stored is None:
         raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
-    family = TokenFamily.objects.select_related("user").filter(pk=ObjectId(claims["fam"])).first()
-    if family is None:
-        raise NotAuthenticated(INVALID_TOKEN, code="invalid_token")
+    family = stored.family
     ended = TokenFamily.objects.filter(pk=family.pk, revoked_at=None).update(
         revoked_at=timezone.now(), revoked_reason="logout"
     )
@@ -325,6 +370,7 @@ def api_register(*, request: HttpRequest, email: str, password: str) -> None:
     if not form.is_valid():
         raise ValidationFailed(fields=_form_errors(form))
     if form.account_already_exists:
+        # The adapter hashes a password there too: same timing as a new account (accounts/adapters.py).
         get_adapter(request).send_account_already_exists_mail(form.cleaned_data["email"])
         return
     user = form.save(request)

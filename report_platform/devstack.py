@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +19,33 @@ from report_platform import embedded, observability
 
 DEFAULT_MONGODB_PORT = 27117
 DEFAULT_REDIS_PORT = 6389
+SECRET_KEY_FILE = "secret_key"
+
+
+def local_secret_key(var_dir: Path) -> str:
+    """The development SECRET_KEY: random, generated on first use into `var_dir/secret_key` (git-ignored, mode
+    0600) and read from there afterwards. No key published in the repository ever signs a session, token or link."""
+    path = Path(var_dir) / SECRET_KEY_FILE
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if len(key) >= 50:
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(64)
+    try:
+        # O_EXCL: of two processes starting at once, one writes the key and the other reads it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        existing = path.read_text().strip()
+        if len(existing) >= 50:
+            return existing
+        path.unlink()  # an empty or truncated file from an interrupted start
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key
 
 
 def _manage(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -62,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     try:
+        if os.environ.get("DJANGO_SECRET_KEY"):
+            print("Using DJANGO_SECRET_KEY from the environment.", flush=True)
+        else:
+            local_secret_key(Path(os.environ.get("REPORT_PLATFORM_VAR_DIR", var_dir)))
+            print("Secret key: var/secret_key (generated on the first start, never committed).", flush=True)
         if "MONGODB_URI" in os.environ:
             print("Using MongoDB at MONGODB_URI (nothing started).", flush=True)
         else:

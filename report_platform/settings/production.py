@@ -8,6 +8,9 @@ from .base import SECRET_KEY, env_bool, env_int
 DEBUG = False
 if len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a random value of at least 50 characters")
+# Values once published in this repository (the former dev/test defaults): anyone could sign with them.
+if SECRET_KEY.startswith(("dev-only-insecure-secret-key", "test-only-secret-key")):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is a published development value: generate a random one")
 
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # nginx terminates TLS and sets X-Forwarded-Proto.

@@ -161,11 +161,14 @@ def test_it_rotates_the_refresh_token_and_the_old_one_then_fails(api, make_user)
     assert RefreshToken.objects.filter(family__user=user, used_at__isnull=False).count() == 1
 
 
-def test_it_revokes_the_family_and_audits_once_when_a_rotated_token_is_reused(api, make_user):
+def test_it_revokes_the_family_and_audits_once_when_a_rotated_token_is_reused(api, make_user, settings):
     user = make_user("viewer")
-    first = _login(api, user)
-    second = _refresh(api, first["refresh"]).json()
-    stolen = _refresh(api, first["refresh"])
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        first = _login(api, user)
+        second = _refresh(api, first["refresh"]).json()
+        # Past the grace window for parallel requests, any reuse (even from the same device) is a theft.
+        traveller.shift(timedelta(seconds=settings.JWT_REFRESH_REUSE_GRACE_SECONDS, milliseconds=1))
+        stolen = _refresh(api, first["refresh"])
     assert stolen.status_code == 401 and stolen.json()["error"]["code"] == "invalid_token"
     family = TokenFamily.objects.get(user=user)
     assert family.revoked_reason == "reuse" and family.revoked_at is not None
@@ -177,32 +180,56 @@ def test_it_revokes_the_family_and_audits_once_when_a_rotated_token_is_reused(ap
     assert first["refresh"] not in json.dumps(reuse[0].metadata)
 
 
+def test_it_answers_a_reuse_within_the_grace_window_from_another_device_by_revoking(api, make_user):
+    user = make_user("viewer")
+    first = _login(api, user)
+    assert _refresh(api, first["refresh"]).status_code == 200
+    thief = Client(HTTP_USER_AGENT="curl/8.0", REMOTE_ADDR="198.51.100.66")
+    stolen = _refresh(thief, first["refresh"])
+    assert stolen.status_code == 401 and stolen.json()["error"]["code"] == "invalid_token"
+    assert TokenFamily.objects.get(user=user).revoked_reason == "reuse"
+    assert len(events("auth.token_reuse")) == 1
+
+
 @pytest.mark.django_db(transaction=True)
-def test_it_lets_exactly_one_of_twenty_concurrent_refreshes_win(make_user):
+def test_it_lets_exactly_one_of_twenty_concurrent_refreshes_win_and_keeps_the_winner_logged_in(make_user, settings):
     user = make_user("viewer")
     pair = _login(Client(), user)
     barrier = threading.Barrier(20)
-    statuses: list[int] = []
+    answers: list[tuple[int, dict]] = []
     lock = threading.Lock()
 
     def worker():
         client = Client()
         barrier.wait()
         try:
-            status = _refresh(client, pair["refresh"]).status_code
+            response = _refresh(client, pair["refresh"])
         finally:
             close_old_connections()
         with lock:
-            statuses.append(status)
+            answers.append((response.status_code, response.json()))
 
     threads = [threading.Thread(target=worker) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [200] + [401] * 19
+    assert sorted(status for status, _ in answers) == [200] + [409] * 19
+    assert {body["error"]["code"] for status, body in answers if status == 409} == {"token_already_rotated"}
     assert RefreshToken.objects.filter(family__user=user, used_at__isnull=False).count() == 1
     assert RefreshToken.objects.filter(family__user=user).count() == 2
+    # The losers did not revoke the login: the winner's new tokens work.
+    winner = next(body for status, body in answers if status == 200)
+    assert TokenFamily.objects.get(user=user).revoked_at is None
+    assert _get(Client(), winner["access"]).status_code == 200
+    assert not events("auth.token_reuse")
+    with time_machine.travel(timezone.now() + timedelta(seconds=settings.JWT_REFRESH_REUSE_GRACE_SECONDS + 1)):
+        # Later, the old token again: that is a reuse, and the whole family ends.
+        assert _refresh(Client(), pair["refresh"]).status_code == 401
+        assert _get(Client(), winner["access"]).status_code == 401
+        assert _refresh(Client(), winner["refresh"]).status_code == 401
+    assert TokenFamily.objects.get(user=user).revoked_reason == "reuse"
+    assert len(events("auth.token_reuse")) == 1
 
 
 def test_it_never_extends_the_absolute_family_lifetime(api, make_user):
