@@ -1,8 +1,18 @@
 """PII redaction applied to every prompt before it leaves the machine (and to what the usage log stores).
 
-Order matters: URLs with credentials go before emails (`user:pass@host` looks like an address), JWTs and API keys
-before the generic number rules, card numbers (Luhn-checked) and IBANs (mod-97-checked) before phone numbers.
-Placeholders contain no digits, `@` or dots, so no later rule can match inside them.
+Every AI path (assistant page, API, streaming, batches, every task template) goes through
+`ai_assist.services._prepare`, which calls `redact()` on each rendered message: there is one redaction function.
+
+The detectors come from maintained libraries where one exists (ai_assist/redaction_detectors.py): detect-secrets'
+plugins for cloud/SaaS keys, webhooks, private keys, basic auth, keyword assignments and high-entropy tokens;
+phonenumbers for phone numbers (local formats need `AI_REDACTION_PHONE_REGIONS`); python-stdnum for national ids
+(`AI_REDACTION_NATIONAL_IDS`), IBANs and Luhn-checked card numbers. Our own rules only cover what no library does:
+URL-encoded values (decoded before matching), MAC addresses, Unicode e-mail addresses, chat-tool webhook URLs, and
+the context that keeps version numbers, UUIDs and dates intact.
+
+Order matters: URL-encoded tokens are decoded first; private key blocks and URLs with credentials go before emails
+(`user:pass@host` looks like an address), keys before the generic number rules, card numbers and IBANs before
+national ids and phone numbers. Placeholders contain no digits, `@` or dots, so no later rule can match inside them.
 """
 
 from __future__ import annotations
@@ -10,10 +20,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import unquote
 
 from django.conf import settings
+
+from ai_assist import redaction_detectors as detectors
 
 PLACEHOLDERS = {
     "url": "[REDACTED_URL]",
@@ -25,6 +39,9 @@ PLACEHOLDERS = {
     "ip": "[REDACTED_IP]",
     "phone": "[REDACTED_PHONE]",
     "name": "[REDACTED_NAME]",
+    "private_key": "[REDACTED_PRIVATE_KEY]",
+    "national_id": "[REDACTED_NATIONAL_ID]",
+    "mac": "[REDACTED_MAC]",
 }
 
 _SENSITIVE_QUERY = (
@@ -34,38 +51,55 @@ _SENSITIVE_QUERY = (
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>\"'`]+")
 _URL_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#\s]*@")
 _URL_TOKEN_PARAM = re.compile(r"[?&#;]" + _SENSITIVE_QUERY + r"=", re.IGNORECASE)
+# Incoming-webhook URLs carry their secret in the path. detect-secrets knows Slack's (SlackDetector, applied to
+# every URL below); Discord, Teams/Power Automate, Google Chat and Zapier hooks it does not.
+_WEBHOOK_URL = re.compile(
+    r"^https?://(?:hooks\.slack\.com/|(?:[\w-]+\.)?discord(?:app)?\.com/api/webhooks/|[\w-]+\.webhook\.office\.com/"
+    r"|outlook\.office(?:365)?\.com/webhook|[\w.-]+\.logic\.azure\.com(?::\d+)?/workflows/"
+    r"|chat\.googleapis\.com/v1/spaces/|hooks\.zapier\.com/hooks/|[\w.-]+/hooks/[A-Za-z0-9]{16,})",
+    re.IGNORECASE,
+)
 
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+# Formats detect-secrets has no plugin for (or only an older form of: OpenAI's legacy `T3BlbkFJ` keys).
 _API_KEYS = re.compile(
     r"(?:\bsk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_-]{16,}"
-    r"|\b(?:rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\b(?:rk|pk|sk)_(?:live|test)_[A-Za-z0-9]{16,}"
     r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
     r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
     r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
     r"|\bAIza[0-9A-Za-z_-]{35}"
     r"|\bglpat-[A-Za-z0-9_-]{20,})"
 )
-# `api_key = abc123...`, `Authorization: Bearer ...`, `password: hunter2`: the value after the marker.
+# `token = abc123...`, `Authorization: Bearer ...`, `SharedAccessKey=...`: the value after the marker. An opening
+# quote belongs to the label, so the closing one is left in place (`"Bearer [REDACTED_API_KEY]"`).
 _SECRET_ASSIGNMENT = re.compile(
     r"(?P<label>\b(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|token|password|passwd|"
-    r"pwd|client[_-]?secret)\b\s*[:=]\s*|\bBearer\s+)"
-    r"(?P<value>[\"']?[^\s\"',;]{6,}[\"']?)",
+    r"pwd|client[_-]?secret|(?:shared)?access[_-]?key|account[_-]?key|sas[_-]?token)\b\s*[:=]\s*[\"']?"
+    r"|\bBearer\s+)"
+    r"(?P<value>[^\s\"',;]{6,})",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Unicode local parts and domains (`jürgen.müller@beispiel.de`), also with combining accents (NFD input).
+_EMAIL = re.compile(
+    r"(?<![\w\u0300-\u036f.%+'-])[\w\u0300-\u036f.%+'-]+@[\w\u0300-\u036f-]+(?:\.[\w\u0300-\u036f-]+)*\.[^\W\d_]{2,}"
+)
+# `00:1a:2b:3c:4d:5e`, `00-1A-2B-3C-4D-5E`, Cisco's `001a.2b3c.4d5e` (with a letter, so `1234.5678.9012` stays).
+_MAC = re.compile(
+    r"\b(?<![:-])[0-9A-Fa-f]{2}(?P<sep>[:-])(?:[0-9A-Fa-f]{2}(?P=sep)){4}[0-9A-Fa-f]{2}\b(?![:-])"
+    r"|\b(?<!\.)[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\b(?!\.)"
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\w.])\d(?:[ -]?\d){12,18}(?![\w.])")
 _IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w])")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:"
-    r"\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"  # +44 20 7946 0958, +1-415-555-0132
-    r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}"  # (415) 555-0132
-    r"|\b\d{3}[.-]\d{3}[.-]\d{4}"  # 415-555-0132
-    r"|\b0\d{2,4}[\s/-]\d{3,4}[\s-]?\d{3,4}"  # 030 1234 5678, 020-7946-0958
-    r")(?![\w])"
+# A dotted quad after one of these words is a version number ("Version 10.4.2.1", "build 1.0.0.7"), not an address.
+_VERSION_BEFORE = re.compile(
+    r"(?:\b(?:v|version|ver|release|build|firmware|fw|rev|revision|sdk|agent|driver|patch|update)\.?\s*[:#]?\s*"
+    r"|[\w-]+/)$",
+    re.IGNORECASE,
 )
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
+_URL_ENCODED = re.compile(r"[^\s<>\"'`]*%[0-9A-Fa-f]{2}[^\s<>\"'`]*")
 
 
 @dataclass
@@ -75,29 +109,21 @@ class Redacted:
 
 
 def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    return detectors.luhn_valid(digits)
 
 
 def iban_valid(candidate: str) -> bool:
-    compact = re.sub(r"[ -]", "", candidate).upper()
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    numeric = "".join(str(int(char, 36)) for char in rearranged)
-    return int(numeric) % 97 == 1
+    return detectors.iban_valid(candidate)
 
 
 def _url(match: re.Match, counts: Counter) -> str:
     url = match.group(0)
-    if _URL_USERINFO.match(url) or _URL_TOKEN_PARAM.search(url):
+    if (
+        _URL_USERINFO.match(url)
+        or _URL_TOKEN_PARAM.search(url)
+        or _WEBHOOK_URL.match(url)
+        or detectors.SLACK_WEBHOOK.match(url)
+    ):
         counts["url"] += 1
         return PLACEHOLDERS["url"]
     return url
@@ -118,6 +144,14 @@ def _iban(match: re.Match, counts: Counter) -> str:
     return match.group(0)
 
 
+def _ipv4(match: re.Match, counts: Counter) -> str:
+    before = match.string[max(0, match.start() - 24) : match.start()]
+    if _VERSION_BEFORE.search(before):
+        return match.group(0)
+    counts["ip"] += 1
+    return PLACEHOLDERS["ip"]
+
+
 def _ipv6(match: re.Match, counts: Counter) -> str:
     candidate = match.group(0).split("%", 1)[0]
     if candidate.count(":") >= 2:
@@ -128,6 +162,13 @@ def _ipv6(match: re.Match, counts: Counter) -> str:
         counts["ip"] += 1
         return PLACEHOLDERS["ip"]
     return match.group(0)
+
+
+def _mac(match: re.Match, counts: Counter) -> str:
+    if match.group("sep") is None and not re.search(r"[A-Fa-f]", match.group(0)):
+        return match.group(0)
+    counts["mac"] += 1
+    return PLACEHOLDERS["mac"]
 
 
 def _simple(kind: str):
@@ -155,39 +196,124 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
-def _rules(names: tuple[str, ...]):
+def _replace_spans(text: str, spans: Iterable[detectors.Span], counts: Counter) -> str:
+    """Replace detector spans (earliest first wins on overlap) with their placeholders."""
+    chosen: list[detectors.Span] = []
+    for span in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if span[1] > span[0] and (not chosen or span[0] >= chosen[-1][1]):
+            chosen.append(span)
+    for start, end, kind in reversed(chosen):
+        counts[kind] += 1
+        text = text[:start] + PLACEHOLDERS[kind] + text[end:]
+    return text
+
+
+def _sub(pattern: re.Pattern, replace, needs: tuple[str, ...] = ()) -> Callable[[str, Counter], str]:
+    """A regex rule; with `needs`, it only runs when one of those substrings is in the lower-cased text."""
+
+    def rule(text: str, counts: Counter) -> str:
+        if needs:
+            lowered = text.lower()
+            if not any(word in lowered for word in needs):
+                return text
+        return pattern.sub(lambda match: replace(match, counts), text)
+
+    return rule
+
+
+def _spans(find) -> Callable[[str, Counter], str]:
+    return lambda text, counts: _replace_spans(text, find(text), counts)
+
+
+@dataclass(frozen=True)
+class _Config:
+    names: tuple[str, ...]
+    phone_regions: tuple[str, ...]
+    national_ids: tuple[str, ...]
+
+
+@lru_cache(maxsize=8)
+def _rules(config: _Config) -> tuple[Callable[[str, Counter], str], ...]:
     rules = [
-        (_URL, _url),
-        (_JWT, _simple("jwt")),
-        (_API_KEYS, _simple("api_key")),
-        (_SECRET_ASSIGNMENT, _secret_assignment),
-        (_EMAIL, _simple("email")),
-        (_IBAN, _iban),
-        (_CARD, _card),
-        (_IPV4, _simple("ip")),
-        (_IPV6, _ipv6),
-        (_PHONE, _simple("phone")),
+        _spans(detectors.private_key_spans),
+        _sub(_URL, _url),
+        _sub(_JWT, _simple("jwt")),
+        _spans(detectors.secret_spans),
+        _sub(_API_KEYS, _simple("api_key")),
+        _spans(detectors.keyword_spans),
+        _sub(_SECRET_ASSIGNMENT, _secret_assignment, needs=("key", "secret", "token", "passw", "pwd", "bearer")),
+        _spans(detectors.high_entropy_spans),
+        _sub(_EMAIL, _simple("email"), needs=("@",)),
+        _sub(_MAC, _mac),
+        _sub(_IBAN, _iban),
+        _sub(_CARD, _card),
+        _spans(lambda text: detectors.national_id_spans(text, config.national_ids)),
+        _sub(_IPV4, _ipv4),
+        _sub(_IPV6, _ipv6),
+        _spans(lambda text: detectors.phone_spans(text, config.phone_regions)),
     ]
-    names_pattern = _names_pattern(names)
+    names_pattern = _names_pattern(config.names)
     if names_pattern is not None:
-        rules.append((names_pattern, _simple("name")))
-    return rules
+        rules.append(_sub(names_pattern, _simple("name")))
+    return tuple(rules)
+
+
+def _run_rules(text: str, config: _Config, counts: Counter) -> str:
+    for rule in _rules(config):
+        text = rule(text, counts)
+    return text
+
+
+def _decode_url_encoded(text: str, config: _Config, counts: Counter) -> str:
+    """`user%40example.com` is an address too: a percent-encoded token is decoded and redacted in decoded form
+    when that finds something; otherwise it is left as it was."""
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        decoded = token
+        for _ in range(3):  # double encoding (`%2540`) too
+            decoded, previous = unquote(decoded), decoded
+            if decoded == previous:
+                break
+        if decoded == token:
+            return token
+        found: Counter = Counter()
+        redacted = _run_rules(decoded, config, found)
+        if not found:
+            return token
+        counts.update(found)
+        return redacted
+
+    return _URL_ENCODED.sub(replace, text)
 
 
 # Characters without which no rule can match: a cheap pre-check keeps plain prose fast.
-_TRIGGER = re.compile(r"[\d@:]|eyJ|sk-|AKIA|gh[pousr]_|xox|AIza|glpat|bearer|key|secret|token|passw|pwd", re.I)
+_TRIGGER = re.compile(
+    r"[\d@:%]|eyJ|sk-|AKIA|gh[pousr]_|xox|AIza|glpat|bearer|key|secret|token|passw|pwd|contrase|PRIVATE|PuTTY"
+    r"|[A-Za-z0-9_+/=-]{24,}",
+    re.I,
+)
+
+
+def _config(names: tuple[str, ...] | None) -> _Config:
+    return _Config(
+        names=tuple(settings.AI_REDACT_NAMES) if names is None else tuple(names),
+        phone_regions=tuple(settings.AI_REDACTION_PHONE_REGIONS),
+        national_ids=tuple(settings.AI_REDACTION_NATIONAL_IDS),
+    )
 
 
 def redact(text: str, *, names: tuple[str, ...] | None = None) -> Redacted:
     """Replace PII and secrets in `text` with labelled placeholders; `counts` says what was found."""
-    names = tuple(settings.AI_REDACT_NAMES) if names is None else names
+    config = _config(names)
     counts: Counter = Counter()
     if not text:
         return Redacted(text, counts)
-    if not _TRIGGER.search(text) and not names:
+    if not _TRIGGER.search(text) and not config.names:
         return Redacted(text, counts)
-    for pattern, replace in _rules(names):
-        text = pattern.sub(lambda match, replace=replace: replace(match, counts), text)
+    if "%" in text:
+        text = _decode_url_encoded(text, config, counts)
+    text = _run_rules(text, config, counts)
     return Redacted(text, counts)
 
 

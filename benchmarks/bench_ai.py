@@ -33,6 +33,31 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def _redaction_rows(messages: list[dict]) -> list[BenchRow]:
+    """Recall and over-redaction on the labelled corpus, and what `redact()` costs on the benchmark's prompt."""
+    from ai_assist.redaction import redact
+    from tests.ai_assist.redaction_corpus import corpus_scores
+
+    scores = corpus_scores()
+    timings = []
+    for index in range(WARMUP + ITERATIONS):
+        started = time.perf_counter()
+        for message in messages:
+            redact(message["content"])
+        if index >= WARMUP:
+            timings.append((time.perf_counter() - started) * 1000)
+    recall, over = scores["recall"], scores["over_redaction"]
+    return [
+        BenchRow(
+            "ai", "redaction recall (labelled corpus)", recall, "= 1", recall == 1, f"{scores['snippets']} snippets"
+        ),
+        BenchRow("ai", "over-redaction (must-survive items)", over, "= 0", over == 0, f"{scores['survivors']} items"),
+        BenchRow(
+            "ai", "redaction per prompt p50 (ms)", _percentile(timings, 0.5), "reference", True, "inside overhead"
+        ),
+    ]
+
+
 def run() -> list[BenchRow]:
     import openai
     from django.conf import settings
@@ -141,4 +166,5 @@ def run() -> list[BenchRow]:
             "1 on the call path, 1 off it",
         ),
         BenchRow("ai", "usage rows stored / calls", stored / calls, "= 1", stored == calls, f"{stored} of {calls}"),
+        *_redaction_rows(messages),
     ]

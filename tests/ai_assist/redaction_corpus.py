@@ -797,3 +797,322 @@ NEGATIVES = [
     "the password field must be masked",
     "use the secret manager",
 ]
+
+# Formats from the outside attack pass, written for this corpus (fake values; generated once with a fixed seed, ids
+# and IBANs with valid check digits from python-stdnum).
+ATTACK_FORMATS = [
+    (
+        "url",
+        "Nightly alerts post to https://hooks.slack.com/services/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 (channel #qa)",
+        ["https://hooks.slack.com/services/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", "Yk3IMJ9PvMJ11Uqz6DNLLgGx"],
+    ),
+    (
+        "url",
+        "discord hook: https://discord.com/api/webhooks/870442606952471286/PYxAwIZ0DqK7fCOokPyQnP8o4FG5B5EGnwAp-cz2jlPR9-RrxEmlKi-Mf549e3y3FEYV",
+        [
+            "https://discord.com/api/webhooks/870442606952471286/PYxAwIZ0DqK7fCOokPyQnP8o4FG5B5EGnwAp-cz2jlPR9-RrxEmlKi-Mf549e3y3FEYV",
+            "PYxAwIZ0DqK7fCOokPyQnP8o4FG5B5EGnwAp-cz2jlPR9-RrxEmlKi-Mf549e3y3FEYV",
+        ],
+    ),
+    (
+        "url",
+        "Failure notifier uses https://discordapp.com/api/webhooks/385254135040844562/HH_hkz0nQQG9WJ05X72qibobT-Jox17RWEVxropmO6W9_yNsOSUTbfUwzov1sjBNMFZl",
+        [
+            "https://discordapp.com/api/webhooks/385254135040844562/HH_hkz0nQQG9WJ05X72qibobT-Jox17RWEVxropmO6W9_yNsOSUTbfUwzov1sjBNMFZl",
+            "HH_hkz0nQQG9WJ05X72qibobT-Jox17RWEVxropmO6W9_yNsOSUTbfUwzov1sjBNMFZl",
+        ],
+    ),
+    (
+        "url",
+        "Teams connector https://contoso.webhook.office.com/webhookb2/595e9122-116a-44b7-8c08-854a84684267@4c980fca-8dee-1dcc-e841-f4a5b5ad3cf5/IncomingWebhook/360ba92dee64544f9664a371e5048e7d/8f4f53f0-b0d7-4b87-c3b5-ce2126e3ca39",
+        [
+            "https://contoso.webhook.office.com/webhookb2/595e9122-116a-44b7-8c08-854a84684267@4c980fca-8dee-1dcc-e841-f4a5b5ad3cf5/IncomingWebhook/360ba92dee64544f9664a371e5048e7d/8f4f53f0-b0d7-4b87-c3b5-ce2126e3ca39",
+            "360ba92dee64544f9664a371e5048e7d/8f4f53f0-b0d7-4b87-c3b5-ce2126e3ca39",
+        ],
+    ),
+    (
+        "url",
+        "old Teams hook https://outlook.office.com/webhook/47c17988-1208-75ed-cb0c-450e17472dc9@30f7ccff-44c3-698e-3feb-947e0fa5f9b3/IncomingWebhook/e236a3305ae95cdff4fbccfe78db0dd9/22e863a0-72bf-cc6c-e7fb-bd5273656f0f",
+        [
+            "https://outlook.office.com/webhook/47c17988-1208-75ed-cb0c-450e17472dc9@30f7ccff-44c3-698e-3feb-947e0fa5f9b3/IncomingWebhook/e236a3305ae95cdff4fbccfe78db0dd9/22e863a0-72bf-cc6c-e7fb-bd5273656f0f",
+            "e236a3305ae95cdff4fbccfe78db0dd9/22e863a0-72bf-cc6c-e7fb-bd5273656f0f",
+        ],
+    ),
+    (
+        "url",
+        "Power Automate flow: https://prod-12.westeurope.logic.azure.com:443/workflows/1ad35a70653c83ef7a3eb051cd058a65/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=r2GhlShhmeZV_R2gMwNRxovC14Hqrjz16A8eXXJg5tf",
+        [
+            "https://prod-12.westeurope.logic.azure.com:443/workflows/1ad35a70653c83ef7a3eb051cd058a65/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=r2GhlShhmeZV_R2gMwNRxovC14Hqrjz16A8eXXJg5tf",
+            "r2GhlShhmeZV_R2gMwNRxovC14Hqrjz16A8eXXJg5tf",
+        ],
+    ),
+    (
+        "url",
+        "Google Chat space https://chat.googleapis.com/v1/spaces/AAAA9eNsEkn/messages?key=AIza7orfo1hXLnqe3yeuDeWQmeZxldbwrg_WQrs&token=AVZSEzia18ZDLLtxzVMoiE7CfpzNN3HLr4-wBcdqt61",
+        [
+            "https://chat.googleapis.com/v1/spaces/AAAA9eNsEkn/messages?key=AIza7orfo1hXLnqe3yeuDeWQmeZxldbwrg_WQrs&token=AVZSEzia18ZDLLtxzVMoiE7CfpzNN3HLr4-wBcdqt61"
+        ],
+    ),
+    (
+        "api_key",
+        "STRIPE_SECRET_KEY=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",
+        [
+            "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",
+            "oQNCvMKjjzvHFb5ssScv057EnOpIKZhEreZc1IFsFsM94XuwyDecOD4pf6nb2h4fKKHqyKkNFIy2eogIZ0qIkXhzjaErJRgjzJc",
+        ],
+    ),
+    (
+        "api_key",
+        "payments failed with key sk_live_lUlkjpcZsNlOtnCdb1qOl2CO in prod",
+        ["sk_live_lUlkjpcZsNlOtnCdb1qOl2CO"],
+    ),
+    (
+        "api_key",
+        "restricted key 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 leaked in the log",
+        [
+            "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",
+            "6lz1pkJGcW3ALRUn542ysZySZeuFiEXpVdE58zHYprM8nkSCV3zwgIj85ZrHnoA8weZ",
+        ],
+    ),
+    (
+        "api_key",
+        "storage: DefaultEndpointsProtocol=https;AccountName=qareports;AccountKey=pT/cN1KTpfKgVP42oBwpMS1d+nxYdu+B6VNhO7p+DmfP87cl/cFBm0pmNhZuOVzOojn//WUZPmEZbnBdUsJTDg==;EndpointSuffix=core.windows.net",
+        [
+            "pT/cN1KTpfKgVP42oBwpMS1d+nxYdu+B6VNhO7p+DmfP87cl/cFBm0pmNhZuOVzOojn//WUZPmEZbnBdUsJTDg==",
+            "pT/cN1KTpfKgVP42oBwpMS1d+nxYdu+B6VNhO7p+",
+        ],
+    ),
+    (
+        "api_key",
+        '"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=rpfunc;AccountKey=5VYKlPkVB70IajbOyyHK/N3dQjVmnUDJsRENlPkw89nv3XNbmEqsAT4KWcvlv2NunfEP6JrlO5frfNAhDZmsrQ=="',
+        ["5VYKlPkVB70IajbOyyHK/N3dQjVmnUDJsRENlPkw89nv3XNbmEqsAT4KWcvlv2NunfEP6JrlO5frfNAhDZmsrQ=="],
+    ),
+    (
+        "api_key",
+        "Endpoint=sb://rp-bus.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=hFZsFLmyjoHw73/4xckGD+lKQjzyYIxWC77yFOPWNGQ=",
+        ["hFZsFLmyjoHw73/4xckGD+lKQjzyYIxWC77yFOPWNGQ="],
+    ),
+    (
+        "api_key",
+        "aws_access_key_id = AKIA7JUH5A6S1FAHTCXX\naws_secret_access_key = 3B9w+Q/0lMUA9wrnFZlPLQuEZpPQh1SigvyeROnp",
+        ["AKIA7JUH5A6S1FAHTCXX", "3B9w+Q/0lMUA9wrnFZlPLQuEZpPQh1SigvyeROnp"],
+    ),
+    (
+        "api_key",
+        'export AWS_SECRET_ACCESS_KEY="hcwvRErpWG18ePYq6Aq/berGFlly6Ek2X83aT4iX"',
+        ["hcwvRErpWG18ePYq6Aq/berGFlly6Ek2X83aT4iX"],
+    ),
+    ("api_key", "temporary credentials ASIA8KEQN8HRGT8GUSHC expired", ["ASIA8KEQN8HRGT8GUSHC"]),
+    (
+        "api_key",
+        '{"type": "service_account", "project_id": "rp-qa", "private_key_id": "c0ca2a8b06633b28458e030b99012e4c792c16e3", "client_email": "ci@rp-qa.iam.gserviceaccount.com"}',
+        ["c0ca2a8b06633b28458e030b99012e4c792c16e3"],
+    ),
+    (
+        "api_key",
+        "maps call used key=AIzax2Aly21R-Clj-fbWdyK9g3NwQrScFDu25VG",
+        ["AIzax2Aly21R-Clj-fbWdyK9g3NwQrScFDu25VG"],
+    ),
+    ("api_key", "db password: 4eibWiFNDTPUIe", ["4eibWiFNDTPUIe"]),
+    ("api_key", "DB_PASS=IeShMFJ2oo5t7t85dNxR in the compose file", ["IeShMFJ2oo5t7t85dNxR"]),
+    (
+        "api_key",
+        "client_secret = '5PjYecwJS61cEtRJJ0lIoMqd929lBhbBfMIaklHI'",
+        ["5PjYecwJS61cEtRJJ0lIoMqd929lBhbBfMIaklHI"],
+    ),
+    (
+        "api_key",
+        "the runner printed GXEPBQcHGWAJfTr5CdYunVNLVJ4wyk3XsKYbY7WpUNr5pYPm before failing",
+        ["GXEPBQcHGWAJfTr5CdYunVNLVJ4wyk3XsKYbY7WpUNr5pYPm"],
+    ),
+    ("api_key", "clone with ghp_6qdNFDwmKtZJTMhxZZPqWcz1HjpyFjI9Vwtw", ["ghp_6qdNFDwmKtZJTMhxZZPqWcz1HjpyFjI9Vwtw"]),
+    (
+        "api_key",
+        "sendgrid 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",
+        ["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"],
+    ),
+    (
+        "api_key",
+        "bot token xoxb-138362496352-6343061923849-9gy1pjx5aa0c253nxs0xcpj7",
+        ["xoxb-138362496352-6343061923849-9gy1pjx5aa0c253nxs0xcpj7"],
+    ),
+    (
+        "api_key",
+        "telegram bot 4851517363:SRCbwLFLFRhB4wQfcAF_JF76cNcsqDoIkhU",
+        ["4851517363:SRCbwLFLFRhB4wQfcAF_JF76cNcsqDoIkhU"],
+    ),
+    ("api_key", "mailchimp myg5bu7zvzfp7ljtg8u3jz2j5ra8qqjg-us14", ["myg5bu7zvzfp7ljtg8u3jz2j5ra8qqjg-us14"]),
+    (
+        "api_key",
+        'Authorization: "Bearer gcSAQyqRfkDEW8kCiVID2Su9cQaHE3fvQ1Gmhnqz"',
+        ["gcSAQyqRfkDEW8kCiVID2Su9cQaHE3fvQ1Gmhnqz"],
+    ),
+    (
+        "private_key",
+        "deploy key:\n-----BEGIN RSA PRIVATE KEY-----\nznZ/LJg2YwUwo+zEIrQ36GLY/xNYKDyV/K7GAVciH1obUaujCoQ+9YRdhDExZoBN\n58cFE8V5p5mIsBoWzYuXQr29GbzvTmy3qHaDFiSP1Bnx4aub+WqKbKVcIgZPek0a\nRrNawKpj/j88hHgmCEiqF0HKnYfhgIVUJe3Od4/EOtYrR48jHRLXtIlp/33n6ot0\nUyqgbyh1uzVPNHY3RIEDGR1wtGBXrGJlnsXuIlpjMMQnWLAgXBny+QktHsfx+JJ0\n5xyxogT7drIe9BgeR4rEO76TPz3+b3yfpO+IRFbXf1i3foIU3pWCH2AIceL4baEk\n2J8eIcuyNv5RgnXWWs9R327KI1FUjITwOxwfp8EK68GsD2eqrc9D7kKePmnsjrK8\nfpqD/jw/3OyB38IneB99Ajt1+u306xHYesI30IRTFLmVkDoTo/1vgNgzQweNHavo\na8w3zmjNzfpycmQSGqudDjv/L+lZbwBVQwOdpVCAM40MdkA4Ed5shZ33O2Ths8j+\ngcvV34/+qaQel+IUz3QRp0wkXNtgSIrp+aHiV3JGi3n1tfigWv5FvxcexqwEdpy+\n2VhSfsMxzm4mMkf4jCW59H1/brNN7prw+pL68JQaPsEs5kHhw7JZRrBKEoxibhOk\nTT8CMiJtbguYDdWAwB3GIJLFZKd/mZHF4kDIxIz23cK4hVKxaWa3Ls3au+1yNsqS\nGxv/ZBB3CkaVNmCX7C4u91I1jo6S5G/w1pSyEKBxucDgg6N1VcHq4Z082moqT7u8\nT3Yjbrqe8BlxG6ZZisz1pXx0buR7tcd5R7ZBJZFjVD6V3wEvTc5MYb4CBkuiRj1O\nTTik7bgCuXtDPJBDBMsx5lLKTjeOPc36h2CGbKiOHduxT088o7p62iLedsh5/9NM\nUsyNdzw0yEaCFbZdkIUgJ9yLcC8YEMw5EL8vDNbU1HXnuL7beL1wE6kPsOsHEO5w\nanEUcy7lHTglM/OmkvNJ9r4T2SoUb5jUV2cAkAeCC2Ptc5wL6ASCDb5rw5yQ37Z8\naL5juaO3pTUmhCKojuh+DzX1yXmrzZP4DcQFmnrTr9SL/65mElMHo7yBC3VaccbZ\npVHk036eG5Gv8nQvjiGV28LiV/OBZ7AODT1rnGJnD19xFVXqJXt1ivZ6+ip0s75a\njdgE1wZcPpKgVExupuyeQDr6LlPT7vB49iAsGm0dFoTsab0xtNItfYoaajZOEvdk\nk/J+2nnoZ5VjVaWmD6FFWvir0SfMpAkbGqsdPGkZhvzjajXvYFVOxtx/Iuy7ZbPf\neQblGzBIFza7DxbTrDZDLsAi4frgMEcmvxEpJamGBW5+Z/FMzffQWfateMkiFylj\n7PVnI/dVCSPIxpPTRxtIStYt56NgGI28+kmo1QU/rDxL+2tiuTS3mqgxcgod9KIu\nwKQsVkj4Aj02mcXqryzIJmtiQP4svz9rO68/xkelJTjWoZIPooOckCs1RevWM3Om\nIp3z1B7887y5HblbMrzE/5qQZTiMh7ylTLOwmpzpITrPkL2X0ZxOfiy5L1ceQpJ0\nkrJmOa6TPYHGPsGLSVjQWV3w+Fwcb72aMTJmN/F8v+WJRSZ9EFI=\n-----END RSA PRIVATE KEY-----\nrotate it",
+        [
+            "znZ/LJg2YwUwo+zEIrQ36GLY/xNYKDyV/K7GAVciH1obUaujCoQ+9YRdhDExZoBN",
+            "a8w3zmjNzfpycmQSGqudDjv/L+lZbwBVQwOdpVCAM40MdkA4Ed5shZ33O2Ths8j+",
+            "krJmOa6TPYHGPsGLSVjQWV3w+Fwcb72aMTJmN/F8v+WJRSZ9EFI=",
+        ],
+    ),
+    (
+        "private_key",
+        "-----BEGIN EC PRIVATE KEY-----\nXfY1rTsUMT1bUTWWFLDaFshbTGPQ87eXIkAk3h5MSYPLqDPfXrRtEXh5CmrdZDaZ\nAMq4aEzfgru7AuArHoExBYXL5YqPLPaGSuhHQWKUmC5Vb7KTRlR2VwAQflyMRlSY\na5wEHoqqLkhbXc5yzSwuyuvD4bDZ6bXtSg==\n-----END EC PRIVATE KEY-----",
+        ["XfY1rTsUMT1bUTWWFLDaFshbTGPQ87eXIkAk3h5MSYPLqDPfXrRtEXh5CmrdZDaZ", "a5wEHoqqLkhbXc5yzSwuyuvD4bDZ6bXtSg=="],
+    ),
+    (
+        "private_key",
+        "id_ed25519 from the runner: -----BEGIN OPENSSH PRIVATE KEY-----\nYGoL80VaCYogFdK//pKr3KOvCt3AytUBjXB5cs701skVvTayo8d352HhsJs9ouyHR4R4Zh\n20zyUzCdXeqbVwArYq+38fI5Uhe9T5PAPQtM+9JcWJcY7dGsNrqi00R9FGcIJsMIZwDZjk\n0wm9u47Odje1ivYa84P8StLRH3m/cMC1cq4fwjzGqDXOqUtwGSayx8VxQB2yZhhoBG3wP2\nOvvJ/4dRqb4i6bXzmrprtziv3cQaxZkVOg08e1G6zuvFMiA0VVz7qVRCGVITnH4fnz61Qz\nFVGiF37h3ujnnkIlj4zQ6JpTkvUIVD4HwkB0jzx0xzdF21Tw/WlWe2vh/kK11fGVLZf7Go\ng3xGAmHYb870le3qdDxtB4B6IfZQjj1U0U/0kfA3PSAXixZwWuVvErKKjsaYoWZ6xyaYMI\nE5fqtqS3hoPmMezdkMwjP+QmfEXyrc3owUJ4saFU30mlj387QayoRiMIL+7FmNnEEAoKk/\ncRrCU5PCr/FXBjiaPca5pOir9JJqH/qGy7JASESV7I0w==\n-----END OPENSSH PRIVATE KEY-----",
+        [
+            "YGoL80VaCYogFdK//pKr3KOvCt3AytUBjXB5cs701skVvTayo8d352HhsJs9ouyHR4R4Zh",
+            "OvvJ/4dRqb4i6bXzmrprtziv3cQaxZkVOg08e1G6zuvFMiA0VVz7qVRCGVITnH4fnz61Qz",
+            "cRrCU5PCr/FXBjiaPca5pOir9JJqH/qGy7JASESV7I0w==",
+        ],
+    ),
+    (
+        "private_key",
+        '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nSAAt4A5VhS8r5DlMLSymrZADBU7ggA0j45j5VMJNK97MeK9FOVLcCCG4sF3Dk1D8\\nyWNuRCBHwN8X3PxtS4OEF8HLIjVuAVhd3SjltY6eBimGNBF5t3yvGBrC6LhpcGaA\\n2ecXwPpjZhMNuZVsiPVnMN/Y48BMFaSbwsfuGopr47dTWd22MROlgUncmA0fTuUS\\ntAgcqE6nY9iHxg+ZHmDMmCsNV1JEjEqGydaf6PUWu+ZJoXOni+rlFbs0TIWWqnZ6\\nokL0kEYF19VMPAgZZ07LMKdNZHzQFS7gO6tzTskrMawYlwjwdcWyoX3PgGsFLwGy\\ngAlUhZCjYww7xzbehSJRw9wLad6j1YrlnkTzeLYxApogZadO0iZt6Sx8Z8IoOjPS\\nfmDFYMKmbnR/SgoO83XTg1zvGj58aJQSWsiBtqE/OSOlc/6zFjpbxuLNLuiEypEX\\nq36eTfra9VC+UTboUNenB1FpzPTJflxL/gCx2SAcSsOjn58gABjWXzZ0mISaHqaF\\nlI4JhsKHzy4GdOovrIF0i0u+X8IF8vn2tbBejNbEAVhjvafjBCALO2Hx/GV9SAV6\\nIKXCkIzsxjvd1D43g7onLCnpKmf92iqba5NjckoRcBMw/dVH9df9+ChlcG/YP/Cp\\n49nnyjm4vydfiCpXeRrRTi3tYmE+qWn+Jcg9ndEu0H+jw2K1TIa9HMK6jmsTKR4f\\nCgXfqviWN5YO37PwqG0LKgRqlk71zzls932+7pnGQC60WBAHLK1j6MNkU5fBqXAL\\nVFkHFoamh/7NmseIAXjm6RYdlAD/MYrIOdzxkHE0QfCBrernvZ9alZqdDNki5MpN\\nIp4DnEQtmdX5+Nnp2CfHXXasS+LqOJixq3D1+44dJt8J8w7Hjg5bBx2bwpNiQqyu\\nLsDpWHg75vpw1j/XwGlhdY2LQweu0BAjvSveAiAX8q2/6b1jWJaSXbvh/XjsEZf7\\ndy5afJ8wF2gxJd2YfyiepbFYBI/JP38aQIKo337jjTl/PjyMmF8Jz9vAm3fc8RLw\\nHiwuS4ptewdz6Fp3Igqy3+SP3/4OLO5t6Ze+MIGNiMTtrPMnWIHhgXrwP8racyNu\\nLPNna+tDL2wMBzvJnm5LgO4A/S4b27N9Sy1HxXNTF/uWZ+tBS0+ut6JhIMhtMQlb\\nu/ynZ0DlSaHG9s3QaxhxIjgZFMjyBofRvsfkkaP19bfEF8FskkvZAJulordCEefK\\nHoAa2alGN6/zSBscsIQxvnIVHRDXyQVDe/kYHMtJmoC5boldgaGqUVHUF3E4tarH\\nfP9+bsefO9TukHMeXHGh7hpKKlC2RYJGb5/CMoROwaafj4SA9SUa1loduX+7a8r4\\ni+tD0CPoU172tYKc43jyicc44jPbobJFK6I1wFzgKpHsunE37rO0WC60HPh/Posw\\nqiu36NRzM4KQwohWP9Q+9JyK2avS/I6JshYSXu1qWW4wXSeWj6Q/WEPnlzF2G2VY\\nBeS7MJ3egbVjB2vYzpZ0E+D+J5d+swDOIBBLQcy5ZyKJkxCKKYvHFoOtdGJBax2N\\nq8hPJIbHoMkqEbPxC/kOAOs8zcQDVILBRrRy9NhJoB/14QDAfFtIt2aXVi5Y1jmn\\ndCkg3WXB/y07d5kIT6st6Q==\\n-----END PRIVATE KEY-----\\n", "client_id": "1234"}',
+        [
+            "SAAt4A5VhS8r5DlMLSymrZADBU7ggA0j45j5VMJNK97MeK9FOVLcCCG4sF3Dk1D8",
+            "gAlUhZCjYww7xzbehSJRw9wLad6j1YrlnkTzeLYxApogZadO0iZt6Sx8Z8IoOjPS",
+            "dCkg3WXB/y07d5kIT6st6Q==",
+        ],
+    ),
+    (
+        "private_key",
+        "truncated paste:\n-----BEGIN PRIVATE KEY-----\nTTXN2uzrA7m0szizGdDI6Az8qjxjj5uJ85Dko8WD8Dp6PespQ9BapNUVihwZ3P6U\nmEsgtWD61vTnnA3mD+w9FOgymfgNURp5Z+zMO3IAm9Khdj07JT28eejRaMSYC0EI\nMJi/0A2XsIbGfUQ0yG+k2yvFwwdSo3DZlym4TpTxowOP74lmKTFgBJOB22WlcD1G\nTotkO4z0LEztimyIJ8STSbiRa0MuoRIzqsKwvyPoKvS/9dk3RTdOyMVsRtIylU1n\ntBqlBiylzwYsUA0SwXiWCDfpL4UFrw1xcZCRhkafqU5hj67PIrNGADQd5XRZyJsb\nAdf0/5Q7130yg7I4jHIpMip2a+U9dp9kmya1fgzyq8ovGFyPdHV941BhpsrgFwiF",
+        [
+            "TTXN2uzrA7m0szizGdDI6Az8qjxjj5uJ85Dko8WD8Dp6PespQ9BapNUVihwZ3P6U",
+            "Adf0/5Q7130yg7I4jHIpMip2a+U9dp9kmya1fgzyq8ovGFyPdHV941BhpsrgFwiF",
+        ],
+    ),
+]
+ATTACK_FORMATS += [
+    ("national_id", "Steuer-ID 39 170 342 364 of the tester", ["39 170 342 364"]),
+    ("national_id", "IdNr: 41372159010", ["41372159010"]),
+    ("national_id", "numéro de sécurité sociale 1 85 05 78 006 084 91", ["1 85 05 78 006 084 91"]),
+    ("national_id", "NIR 293027511612329 on the form", ["293027511612329"]),
+    ("national_id", "DNI 48372910T del cliente", ["48372910T"]),
+    ("national_id", "DNI 71234569-G", ["71234569-G"]),
+    ("national_id", "NIE Y3456789H", ["Y3456789H"]),
+    ("national_id", "codice fiscale RSSMRA85T10A562S", ["RSSMRA85T10A562S"]),
+    ("national_id", "BSN 139624594 in the import row", ["139624594"]),
+    ("national_id", "PESEL 85073012341", ["85073012341"]),
+    ("national_id", "customer 92031519875 (PESEL)", ["92031519875"]),
+    ("national_id", "rijksregisternummer 85.07.30-033.28", ["85.07.30-033.28"]),
+    ("national_id", "AHV 756.1234.5678.97", ["756.1234.5678.97"]),
+    ("national_id", "SSN 536-22-4719 shown in the error page", ["536-22-4719"]),
+    ("national_id", "personnummer 850709-9805", ["850709-9805"]),
+    ("national_id", "henkilötunnus 131052-308T", ["131052-308T"]),
+    ("national_id", "fødselsnummer 15078508474", ["15078508474"]),
+    ("national_id", "CPR 211062-5629", ["211062-5629"]),
+    ("phone", "Rückruf unter 030 1234567 bitte", ["030 1234567"]),
+    ("phone", "Handy 0151 23456789", ["0151 23456789"]),
+    ("phone", "Büro München 089 12345678", ["089 12345678"]),
+    ("phone", "appeler le 01 23 45 67 89", ["01 23 45 67 89"]),
+    ("phone", "portable 06 12 34 56 78", ["06 12 34 56 78"]),
+    ("phone", "mobile 07700 900123", ["07700 900123"]),
+    ("phone", "bel 020 123 4567", ["020 123 4567"]),
+    ("phone", "from abroad 0049 30 1234567", ["0049 30 1234567"]),
+    ("phone", "+49 (0)30 1234567 is the hotline", ["+49 (0)30 1234567", "30 1234567"]),
+    (
+        "email",
+        "GET /api/v1/users?email=jane.doe%40example.com&page=2",
+        ["jane.doe%40example.com", "jane.doe@example.com", "jane.doe"],
+    ),
+    (
+        "email",
+        "redirect=https%3A%2F%2Fapp.example.com%2F%3Fuser%3Dmax.mustermann%2540beispiel.de",
+        ["max.mustermann", "mustermann%2540beispiel.de"],
+    ),
+    ("email", "filter: owner=o.brien%40corp-mail.example.io", ["o.brien%40corp-mail.example.io", "o.brien"]),
+    ("email", "Gemeldet von jürgen.müller@beispiel.de", ["jürgen.müller@beispiel.de", "jürgen", "müller"]),
+    ("email", "Gemeldet von ju\u0308rgen.mu\u0308ller@beispiel.de", ["ju\u0308rgen", "mu\u0308ller"]),
+    ("email", "signalé par françois.lefèvre@exemple.fr", ["françois.lefèvre@exemple.fr", "françois", "lefèvre"]),
+    ("email", "owner josé.garcía@correo.example.es", ["josé.garcía@correo.example.es", "josé"]),
+    ("mac", "device 00:1a:2b:3c:4d:5e dropped", ["00:1a:2b:3c:4d:5e"]),
+    ("mac", "MAC 00-1A-2B-3C-4D-5F on the lab printer", ["00-1A-2B-3C-4D-5F"]),
+    ("mac", "switch port learned 001a.2b3c.4d60", ["001a.2b3c.4d60"]),
+    ("mac", "hwaddr=A4:83:E7:12:9B:0C;", ["A4:83:E7:12:9B:0C"]),
+    ("iban", "Erstattung an DE35 3704 0044 0532 0130 99", ["DE35 3704 0044 0532 0130 99"]),
+]
+
+ATTACK_FORMATS.append(
+    (
+        "private_key",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIq3F8xKmZ2aACAggA\nMAwGCCqGSIb3DQIJBQAw\n-----END ENCRYPTED PRIVATE KEY-----",
+        ["MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIq3F8xKmZ2aACAggA", "MAwGCCqGSIb3DQIJBQAw"],
+    )
+)
+
+CORPUS += ATTACK_FORMATS
+
+# Must survive redaction unchanged: not personal, and what makes a prompt useful.
+MUST_SURVIVE = [
+    "Version 10.4.2.1 of the agent",
+    "upgraded to version 2.3.4.5 yesterday",
+    "build 1.0.0.7 on the runner",
+    "v10.4.2.1-rc1",
+    "User-Agent Chrome/120.0.6099.109",
+    "run 3f2a9c1e-7b4d-4e8a-9c2f-1a2b3c4d5e6f failed",
+    "RUN-ID 8D5C2E1A-4B3F-4C6D-9E8F-0A1B2C3D4E5F",
+    "ABC-123 is blocked by PROJ-4711",
+    "see JIRA-20261 and QA-7",
+    "localhost:8080 refused the connection",
+    "postgres on port 5432, redis on 6379",
+    "took 1h 30m 12s",
+    "timeout PT15M exceeded",
+    "elapsed 00:12:30",
+    "p95 1500 ms, p99 2300 ms",
+    "executed 2026-11-25 10:30:00",
+    "due 25.11.2026",
+    "started 01.12.2026 at 09:00",
+    "on 11/25/2026",
+    "at 2026-11-25T10:30:00Z",
+    "processed 12345678 rows in 42 s",
+    "build 20261125 passed",
+    "order 4711 of 5000",
+    "epoch 1733050000",
+    "1,234,567 events",
+    "total 123456789 bytes",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "TestCheckoutFlowHandlesDeclinedCards failed",
+    "APEXController threw",
+    "AccountKeyRotationService.rotate()",
+    "password_reset_confirm view",
+    "get_secret_manager_client() returned None",
+    "SECRET_KEY_FALLBACKS is empty",
+    "MAX_TOKENS=700",
+    "the password field must be masked",
+    "passed: 1100",
+    "release_candidate: RC-2026.11.2",
+    "com.example.checkout.PaymentGatewayClientTest",
+    "ratio 3:2, step 12:30",
+    "test_checkout_handles_declined_cards_with_retry_v2",
+]
+
+
+def corpus_scores() -> dict:
+    """Recall (labelled snippets fully redacted) and over-redaction (must-survive items changed) of `redact()`."""
+    from ai_assist.redaction import PLACEHOLDERS, redact
+
+    missed = []
+    for kind, text, secrets in CORPUS:
+        result = redact(text, names=tuple(NAMES)).text
+        if (
+            any(secret.lower() in result.lower() for secret in secrets)
+            or PLACEHOLDERS.get(kind, "[REDACTED_") not in result
+        ):
+            missed.append((kind, text, result))
+    survivors = MUST_SURVIVE + NEGATIVES
+    damaged = [(text, redact(text, names=tuple(NAMES)).text) for text in survivors]
+    damaged = [(text, result) for text, result in damaged if text != result]
+    return {
+        "recall": 1 - len(missed) / len(CORPUS),
+        "over_redaction": len(damaged) / len(survivors),
+        "snippets": len(CORPUS),
+        "survivors": len(survivors),
+        "missed": missed,
+        "damaged": damaged,
+    }

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import string
+from collections import Counter
 
 import pytest
 
 from ai_assist.models import AiUsageLog
+from ai_assist.prompts import TEMPLATES
 from ai_assist.redaction import PLACEHOLDERS, redact
-from ai_assist.services import ai_generate_text
-from tests.ai_assist.redaction_corpus import CORPUS, NAMES, NEGATIVES
+from ai_assist.services import ai_generate_text, ai_stream_text
+from tests.ai_assist.redaction_corpus import ATTACK_FORMATS, CORPUS, MUST_SURVIVE, NAMES, NEGATIVES, corpus_scores
 
 
 def test_it_has_a_corpus_of_at_least_200_labelled_snippets():
@@ -32,6 +35,72 @@ def test_it_redacts_every_snippet_of_the_corpus(kind):
 def test_it_leaves_text_without_pii_unchanged():
     changed = [(text, redact(text, names=tuple(NAMES)).text) for text in NEGATIVES]
     assert [pair for pair in changed if pair[0] != pair[1]] == []
+
+
+def test_it_keeps_versions_uuids_ticket_ids_ports_durations_dates_and_identifiers():
+    changed = [(text, redact(text, names=tuple(NAMES)).text) for text in MUST_SURVIVE]
+    assert [pair for pair in changed if pair[0] != pair[1]] == []
+
+
+def test_it_reports_recall_and_over_redaction_of_the_corpus(capsys):
+    scores = corpus_scores()
+    kinds = Counter(kind for kind, _, _ in ATTACK_FORMATS)
+    with capsys.disabled():
+        print(
+            f"\nredaction corpus: recall {scores['recall']:.1%} of {scores['snippets']} labelled snippets, "
+            f"over-redaction {scores['over_redaction']:.1%} of {scores['survivors']} must-survive items; "
+            f"attack formats added: {dict(sorted(kinds.items()))}"
+        )
+    assert (scores["missed"], scores["damaged"]) == ([], [])
+
+
+def test_it_keeps_the_quote_after_a_redacted_bearer_token():
+    result = redact('headers = {"Authorization": "Bearer abcDEF123456ghiJKL7890"}').text
+    assert result == 'headers = {"Authorization": "Bearer [REDACTED_API_KEY]"}'
+    assert redact("api_key='Zx81kLmn0PqR'").text == "api_key='[REDACTED_API_KEY]'"
+
+
+def test_it_redacts_the_whole_of_a_stripe_key_longer_than_the_plugin_pattern():
+    key = "sk_live_" + "a1B2c3D4e5" * 10
+    assert redact(f"key {key} end").text == "key [REDACTED_API_KEY] end"
+
+
+def test_it_keeps_four_part_versions_but_not_addresses():
+    assert redact("Version 10.4.2.1 deployed").text == "Version 10.4.2.1 deployed"
+    assert redact("from 10.4.2.1 at noon").text == "from [REDACTED_IP] at noon"
+
+
+def test_it_decodes_url_encoding_before_matching_and_keeps_other_encoded_text():
+    assert redact("GET /search?q=a%20b&user=jane%40example.com").text == "GET /search?q=a b&user=[REDACTED_EMAIL]"
+    assert redact("GET /search?q=a%20b&page=2").text == "GET /search?q=a%20b&page=2"
+
+
+def test_it_only_redacts_national_ids_and_ibans_with_valid_check_digits():
+    assert redact("Steuer-ID 39 170 342 364").text == "Steuer-ID [REDACTED_NATIONAL_ID]"
+    assert redact("Steuer-ID 39 170 342 365").text == "Steuer-ID 39 170 342 365"
+    assert redact("PESEL 85073012341").text == "PESEL [REDACTED_NATIONAL_ID]"
+    assert redact("PESEL 85073012342").text == "PESEL 85073012342"
+    assert redact("to DE35 3704 0044 0532 0130 99").text == "to [REDACTED_IBAN]"
+    assert redact("to DE36 3704 0044 0532 0130 99").text == "to DE36 3704 0044 0532 0130 99"
+
+
+def test_it_needs_a_region_for_local_phone_numbers(settings):
+    settings.AI_REDACTION_PHONE_REGIONS = ["DE"]
+    assert redact("call 030 1234567").text == "call [REDACTED_PHONE]"
+    assert redact("call +33 1 23 45 67 89").text == "call [REDACTED_PHONE]"  # international: any region
+    settings.AI_REDACTION_PHONE_REGIONS = ["US"]
+    assert redact("call 030 1234567").text == "call 030 1234567"
+
+
+def test_it_never_calls_a_secret_vendor_to_verify(monkeypatch):
+    import requests
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("redaction must not use the network")
+
+    monkeypatch.setattr(requests.Session, "request", no_network)
+    for _, text, _ in ATTACK_FORMATS:
+        redact(text)
 
 
 def test_it_only_redacts_luhn_valid_card_numbers():
@@ -61,3 +130,25 @@ def test_it_sends_none_of_the_seeded_values_to_the_provider(viewer, fake_openai,
     assert "[REDACTED_EMAIL]" in decoded and "[REDACTED_CARD]" in decoded and "[REDACTED_NAME]" in decoded
     stored = AiUsageLog.objects.get(pk=result.usage_log_id)
     assert "dana.smith@example.com" not in stored.prompt_redacted and stored.redactions.get("email", 0) >= 1
+
+
+def _template_variables(template, value: str) -> dict:
+    fields = {name for part in (template.system, template.user) for _, name, _, _ in string.Formatter().parse(part)}
+    return {name: value for name in fields if name}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("template_id", sorted(TEMPLATES))
+def test_it_redacts_every_template_on_the_streaming_path(template_id, viewer, fake_openai):
+    template = TEMPLATES[template_id]
+    notes = "\n".join(text for _, text, _ in ATTACK_FORMATS)
+    stream = ai_stream_text(
+        user=viewer, task_id=template_id, template_id=template_id, variables=_template_variables(template, notes)
+    )
+    "".join(stream)
+    outbound = b"\n".join(fake_openai.raw_bodies).decode()
+    decoded = json.dumps(fake_openai.requests, ensure_ascii=False)
+    values = {secret for _, _, secrets in ATTACK_FORMATS for secret in secrets}
+    assert [value for value in values if value.lower() in outbound.lower() or value.lower() in decoded.lower()] == []
+    stored = AiUsageLog.objects.get(pk=stream.usage_log_id)
+    assert [value for value in values if value.lower() in stored.prompt_redacted.lower()] == []
