@@ -428,8 +428,10 @@ AI_REDACTION_PHONE_REGIONS = env_list("AI_REDACTION_PHONE_REGIONS", ["DE", "FR",
 # python-stdnum modules whose national id numbers are redacted (checksums validated; see ai_assist/redaction.py).
 AI_REDACTION_NATIONAL_IDS = env_list(
     "AI_REDACTION_NATIONAL_IDS",
-    ["de.idnr", "fr.nir", "es.dni", "es.nie", "it.codicefiscale", "nl.bsn", "pl.pesel", "be.nn", "ch.ssn", "at.vnr"]
-    + ["se.personnummer", "dk.cpr", "fi.hetu", "no.fodselsnummer", "us.ssn"],
+    [
+        *("de.idnr", "fr.nir", "es.dni", "es.nie", "it.codicefiscale", "nl.bsn", "pl.pesel", "be.nn", "ch.ssn"),
+        *("at.vnr", "se.personnummer", "dk.cpr", "fi.hetu", "no.fodselsnummer", "us.ssn"),
+    ],
 )
 AI_LOG_TEXT_LIMIT = 4000  # characters of redacted prompt/response kept on each usage log
 AI_USAGE_LOG_TTL_DAYS = 90  # the TTL index is created by ai_assist/migrations
