@@ -370,35 +370,30 @@ def case_update(*, case: TestCase, actor, request: HttpRequest | None = None, **
     return TestCase.objects.get(pk=candidate.pk)
 
 
+def _case_visibility(*, case: TestCase, deleted: bool, actor, request: HttpRequest | None) -> TestCase:
+    action = "case.delete" if deleted else "case.restore"
+    _require(actor, "admin", action=action, resource=f"case:{case.pk}", request=request)
+    changed = store.case_visibility_set(
+        case_id=case.pk,
+        deleted=deleted,
+        on_commit_audit=lambda: audit_record(action=action, actor=actor, resource=f"case:{case.pk}", request=request),
+    )
+    if not changed:
+        if deleted:
+            raise Conflict("The case is already deleted.", code="already_deleted")
+        raise Conflict("The case is not deleted.", code="not_deleted")
+    return TestCase.objects.get(pk=case.pk)
+
+
 def case_delete(*, case: TestCase, actor, request: HttpRequest | None = None) -> TestCase:
     """Soft-delete a case (admin only): hidden from lists and removed from the metrics; its runs are kept. The
     flag, the summary deltas and the audit event are one transaction."""
-    _require(actor, "admin", action="case.delete", resource=f"case:{case.pk}", request=request)
-    changed = store.case_visibility_set(
-        case_id=case.pk,
-        deleted=True,
-        on_commit_audit=lambda: audit_record(
-            action="case.delete", actor=actor, resource=f"case:{case.pk}", request=request
-        ),
-    )
-    if not changed:
-        raise Conflict("The case is already deleted.", code="already_deleted")
-    return TestCase.objects.get(pk=case.pk)
+    return _case_visibility(case=case, deleted=True, actor=actor, request=request)
 
 
 def case_restore(*, case: TestCase, actor, request: HttpRequest | None = None) -> TestCase:
     """Restore a soft-deleted case (admin only): it reappears in lists and its latest runs count again."""
-    _require(actor, "admin", action="case.restore", resource=f"case:{case.pk}", request=request)
-    changed = store.case_visibility_set(
-        case_id=case.pk,
-        deleted=False,
-        on_commit_audit=lambda: audit_record(
-            action="case.restore", actor=actor, resource=f"case:{case.pk}", request=request
-        ),
-    )
-    if not changed:
-        raise Conflict("The case is not deleted.", code="not_deleted")
-    return TestCase.objects.get(pk=case.pk)
+    return _case_visibility(case=case, deleted=False, actor=actor, request=request)
 
 
 # --- runs --------------------------------------------------------------------------------------------------------
