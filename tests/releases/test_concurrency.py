@@ -22,32 +22,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from releases import services, store
-from releases.models import QualitySummary, TestCase, TestRun
+from releases.models import TestCase, TestRun
+from tests.releases.test_summaries import _raw_counts, _summary_counts
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _raw_counts() -> Counter:
-    """The truth from the runs: latest run per (case, RC) of active cases, per RC, suite and dimension."""
-    deleted = set(TestCase.objects.filter(is_deleted=True).values_list("pk", flat=True))
-    counts: Counter = Counter()
-    for run in connection.database["testRuns"].find({"is_latest": True}):
-        if run["case_id"] in deleted:
-            continue
-        for dimension, key in (("all", ""), ("owner", run["owner"]), ("category", run["category"])):
-            counts[(run["release_candidate_id"], run["suite_id"], dimension, key, run["status"])] += 1
-    return counts
-
-
-def _summary_counts() -> Counter:
-    counts: Counter = Counter()
-    for row in QualitySummary.objects.all():  # the manager applies pending deltas first
-        for status in ("pass", "fail", "pending"):
-            value = getattr(row, f"{status}_count")
-            assert value >= 0
-            if value:
-                counts[(row.release_candidate_id, row.suite_id, row.dimension, row.key, status)] += value
-    return counts
 
 
 def _one_latest_per_pair() -> None:
