@@ -34,7 +34,9 @@ class TestSuite(models.Model):
 
 
 class ReleaseCandidate(models.Model):
-    """An RC of a product. `sequence` orders RCs, so "the previous RC" is defined."""
+    """An RC of a product. `sequence` orders RCs, so "the previous RC" is defined; trends, deltas and the default
+    RC are taken among the RCs of one product. `product` is empty only for an RC that migration 0006 could not
+    assign (runs of several products, or none): the admin lists those until someone picks the product."""
 
     class State(models.TextChoices):
         PLANNED = "planned", "Planned"
@@ -43,6 +45,7 @@ class ReleaseCandidate(models.Model):
         REJECTED = "rejected", "Rejected"
 
     name = models.CharField(max_length=64, unique=True)
+    product = models.CharField(max_length=120, blank=True, default="", db_index=True)
     sequence = models.PositiveIntegerField(db_index=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.TESTING)
     created_at = models.DateTimeField(default=timezone.now)

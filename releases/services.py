@@ -178,12 +178,14 @@ def suite_update(
 def release_candidate_create(
     *,
     name: str,
+    product: str = "",
     sequence: int | None = None,
     state: str = ReleaseCandidate.State.TESTING,
     actor,
     request: HttpRequest | None = None,
 ) -> ReleaseCandidate:
-    """Create an RC. Without `sequence` it goes after the newest RC (sequence + 10), so "previous RC" is defined."""
+    """Create an RC of `product`. Without `sequence` it goes after the newest RC (sequence + 10), so "previous RC"
+    is defined."""
     _require(actor, "reviewer", action="rc.create", resource="rc:new", request=request)
     if sequence is None:
         last = ReleaseCandidate.objects.order_by("-sequence").first()
@@ -194,7 +196,9 @@ def release_candidate_create(
             code="duplicate_sequence",
             fields={"sequence": ["Another RC already has this position."]},
         )
-    release_candidate = ReleaseCandidate(name=(name or "").strip(), sequence=sequence, state=state)
+    release_candidate = ReleaseCandidate(
+        name=(name or "").strip(), product=(product or "").strip(), sequence=sequence, state=state
+    )
     _validate(release_candidate)
     release_candidate.save()
     audit_record(
@@ -202,7 +206,12 @@ def release_candidate_create(
         actor=actor,
         resource=f"rc:{release_candidate.pk}",
         request=request,
-        metadata={"name": release_candidate.name, "sequence": sequence, "state": state},
+        metadata={
+            "name": release_candidate.name,
+            "product": release_candidate.product,
+            "sequence": sequence,
+            "state": state,
+        },
     )
     return release_candidate
 
