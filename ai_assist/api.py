@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
 
 from accounts.permissions import require_role
@@ -55,7 +55,11 @@ def ai_assist(request: HttpRequest, payload: AssistIn):
         "template_version": result.template_version,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
+        "cached_prompt_tokens": result.cached_prompt_tokens,
+        "cache_write_tokens": result.cache_write_tokens,
+        "reasoning_tokens": result.reasoning_tokens,
         "cost": result.cost,
+        "cost_nano": result.cost_nano,
         "latency_ms": result.latency_ms,
         "outcome": result.outcome,
         "usage_log_id": result.usage_log_id,
@@ -70,6 +74,19 @@ def ai_usage(request: HttpRequest, days: int = Query(30, ge=1, le=90), user: str
         user=request.user, days=days, user_id=user if request.user.has_role("admin") else None
     )
     return summary
+
+
+@router.get("/ai/usage/export.csv", url_name="ai_usage_export", summary="AI usage for reconciliation as CSV (admin)")
+def ai_usage_export(request: HttpRequest, days: int = Query(30, ge=1, le=90), month: str = ""):
+    """One row per day x model x user x task x RC: tokens by kind, cost (nano-dollars and USD), calls, failures.
+    The rows add up to the usage logs exactly. `month=YYYY-MM` exports one calendar month instead."""
+    require_role(request.user, "admin")
+    name, chunks = services.ai_usage_export_csv(user=request.user, days=days, month=month, request=request)
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @router.post("/ai/batches", response={202: BatchOut}, url_name="ai_batch_create")

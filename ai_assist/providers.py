@@ -2,7 +2,8 @@
 
 Both take already-redacted messages/variables. The OpenAI provider retries timeouts, 429s, connection errors and
 5xx a bounded number of times (the SDK's own retries are off so the count is ours and logged); a stream is retried
-only before its first chunk reached the caller.
+only before its first chunk reached the caller. Usage comes from the response's `usage` object (streams request it
+with `stream_options.include_usage`), normalised to the five token kinds by ai_assist/pricing.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import openai
 from django.conf import settings
 
 from ai_assist import offline
+from ai_assist.pricing import Usage, usage_normalise
 
 
 class ProviderError(Exception):
@@ -33,9 +35,31 @@ class ProviderError(Exception):
 @dataclass
 class ProviderReply:
     text: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # every input token (cache reads and writes included)
+    completion_tokens: int = 0  # every output token (reasoning included)
     attempts: int = 1
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def take_usage(self, raw: Any) -> None:
+        """Take the provider's `usage` object (an SDK model, extra fields kept, or a dict), whatever its shape."""
+        body = raw if isinstance(raw, dict) else raw.model_dump()
+        usage = usage_normalise(body)
+        self.prompt_tokens, self.completion_tokens = usage.prompt, usage.completion
+        self.cached_prompt_tokens, self.cache_write_tokens = usage.cached_prompt, usage.cache_write
+        self.reasoning_tokens = usage.reasoning
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt=self.prompt_tokens,
+            cached_prompt=min(self.cached_prompt_tokens, self.prompt_tokens),
+            cache_write=min(
+                self.cache_write_tokens, self.prompt_tokens - min(self.cached_prompt_tokens, self.prompt_tokens)
+            ),
+            completion=self.completion_tokens,
+            reasoning=min(self.reasoning_tokens, self.completion_tokens),
+        )
 
 
 @dataclass
@@ -68,10 +92,14 @@ class OfflineProvider:
         full = self.complete(call)
         reply.prompt_tokens, reply.completion_tokens, reply.attempts = full.prompt_tokens, full.completion_tokens, 1
         words = full.text.split(" ")
+        # The offline answer exists at once; paced pieces let the page show it arriving as a model's would.
+        pace = float(getattr(settings, "AI_OFFLINE_STREAM_PACE_SECONDS", 0.0))
         for index in range(0, len(words), 4):
             chunk = " ".join(words[index : index + 4])
             piece = chunk if index + 4 >= len(words) else chunk + " "
             reply.text += piece
+            if pace and index:
+                time.sleep(pace)
             yield piece
 
 
@@ -135,14 +163,13 @@ class OpenAIProvider:
             except openai.OpenAIError as error:
                 raise ProviderError(*_error_code(error), attempts=attempt) from error
             text = (response.choices[0].message.content or "") if response.choices else ""
-            usage = response.usage
-            prompt_chars = sum(len(message["content"]) for message in call.messages)
-            return ProviderReply(
-                text=text,
-                prompt_tokens=usage.prompt_tokens if usage else math.ceil(prompt_chars / 4),
-                completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
-                attempts=attempt,
-            )
+            reply = ProviderReply(text=text, attempts=attempt)
+            if response.usage is not None:
+                reply.take_usage(response.usage)
+            else:
+                prompt_chars = sum(len(message["content"]) for message in call.messages)
+                reply.prompt_tokens, reply.completion_tokens = math.ceil(prompt_chars / 4), estimate_tokens(text)
+            return reply
         raise AssertionError("unreachable")  # pragma: no cover - _attempts always ends with last=True
 
     def stream(self, call: ProviderCall, reply: ProviderReply) -> Iterator[str]:
@@ -164,8 +191,7 @@ class OpenAIProvider:
                         if chunk.choices and chunk.choices[0].finish_reason:
                             finished = True
                         if chunk.usage is not None:
-                            reply.prompt_tokens = chunk.usage.prompt_tokens
-                            reply.completion_tokens = chunk.usage.completion_tokens
+                            reply.take_usage(chunk.usage)
                         if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                             piece = chunk.choices[0].delta.content
                             started = True

@@ -2,7 +2,9 @@
 
 `admit` runs one Lua script (Redis runs a script alone, so it is atomic across every web and worker process):
   circuit breaker admission (states of ai_assist/breaker.py) -> burst: requests per user per minute
-  -> daily token cap and cost ceiling (per day or month, by role): the call's worst case is reserved only if it fits.
+  -> daily token cap and cost ceiling (per day or month, by role)
+  -> every pooled budget the call counts against (role, RC, task template; ai_assist/budgets.py):
+the call's worst case is reserved on the user's counters and on every budget counter only if it fits them all.
 Of many concurrent callers exactly as many get through as the budget allows. After the call the reservation is
 settled with the real usage (`settle_on`, queued on the caller's pipeline with the breaker record and the usage row).
 
@@ -15,8 +17,7 @@ Period keys come from `timezone.now()`, so counters start from zero on the day (
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -25,14 +26,18 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from ai_assist import breaker, post_call, redis_store
+from ai_assist import budgets as budgets_module
+from ai_assist.pricing import nano_to_usd_text
 from report_platform.errors import DomainError
 
 NANO = 1_000_000_000
 
-# KEYS: breaker state hash, burst counter, token counter, cost counter.
-# ARGV: now, cooldown, burst ttl, burst limit, tokens reserved, token cap, cost reserved (nano), cost cap (nano).
+# KEYS: breaker state hash, burst counter, token counter, cost counter, then one counter per budget.
+# ARGV: now, cooldown, burst ttl, burst limit, tokens reserved, token cap, cost reserved (nano), cost cap (nano),
+# then one cap (nano) per budget.
 # Returns {verdict, burst count, tokens used, cost used}; verdict closed | probe (admitted) | open | burst | tokens |
-# cost (refused, nothing reserved) | seed (a counter is missing: nothing counted, seed it and ask again).
+# cost (refused, nothing reserved) | seed (a counter is missing: nothing counted, seed it and ask again); for a
+# budget refusal {'budget', burst count, index of the budget (1-based), its spend}.
 _ADMIT = (
     breaker.ADMIT_LUA
     + """
@@ -44,6 +49,12 @@ if verdict == 'open' then return {'open', 0, 0, 0} end
 local tokens = redis.call('GET', KEYS[3])
 local cost = redis.call('GET', KEYS[4])
 if not tokens or not cost then return refuse('seed', 0, 0, 0) end
+local budgets = {}
+for i = 5, #KEYS do
+  local spent = redis.call('GET', KEYS[i])
+  if not spent then return refuse('seed', 0, 0, 0) end
+  budgets[i] = tonumber(spent)
+end
 redis.call('SET', KEYS[2], 0, 'EX', tonumber(ARGV[3]), 'NX')
 local count = redis.call('INCR', KEYS[2])
 if count > tonumber(ARGV[4]) then return refuse('burst', count, 0, 0) end
@@ -51,19 +62,30 @@ tokens = tonumber(tokens)
 cost = tonumber(cost)
 if tokens + tonumber(ARGV[5]) > tonumber(ARGV[6]) then return refuse('tokens', count, tokens, cost) end
 if cost + tonumber(ARGV[7]) > tonumber(ARGV[8]) then return refuse('cost', count, tokens, cost) end
+for i = 5, #KEYS do
+  if budgets[i] + tonumber(ARGV[7]) > tonumber(ARGV[i + 4]) then return refuse('budget', count, i - 4, budgets[i]) end
+end
 redis.call('INCRBY', KEYS[3], ARGV[5])
-redis.call('INCRBY', KEYS[4], ARGV[7])
+for i = 4, #KEYS do redis.call('INCRBY', KEYS[i], ARGV[7]) end
 return {verdict, count, tokens, cost}
 """
 )
 
-# KEYS: token counter, cost counter. ARGV: token delta, cost delta (nano). A counter that vanished meanwhile is
-# left alone (it is re-seeded from the logs, which include this call) rather than recreated with a negative value.
+# KEYS: token counter, cost counter, then the budget counters. ARGV: token delta, cost delta (nano). A counter that
+# vanished meanwhile is left alone (it is re-seeded from the logs, which include this call) rather than recreated
+# with a negative value. Returns each budget counter's spend after the settlement (-1: the counter is gone).
 _SETTLE = """
-for i = 1, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], ARGV[1]) end
+local spent = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local value = redis.call('INCRBY', KEYS[i], ARGV[2])
+    if i > 2 then spent[#spent + 1] = value end
+  elseif i > 2 then
+    spent[#spent + 1] = -1
+  end
 end
-return 1
+return spent
 """
 
 
@@ -71,6 +93,14 @@ class AiQuotaExceeded(DomainError):
     code = "ai_quota_exceeded"
     status = 429
     default_message = "Your AI quota is used up."
+
+
+class AiBudgetExceeded(AiQuotaExceeded):
+    """A pooled budget (role, RC or task template) has no room for the call. `extra` says which, what is left and
+    when it resets."""
+
+    code = "ai_budget_exceeded"
+    default_message = "An AI budget is used up."
 
 
 @dataclass
@@ -87,6 +117,9 @@ class Reservation:
     cost_key: str
     tokens: int
     cost_nano: int
+    budgets: list[budgets_module.Budget] = field(default_factory=list)
+    budget_keys: list[str] = field(default_factory=list)
+    at: datetime | None = None
 
 
 @dataclass
@@ -164,34 +197,78 @@ def _used_since(user_id: str, since: datetime, **sums: Sum) -> dict:
     return {name: value or 0 for name, value in totals.items()}
 
 
-def _seed(user_id: str, periods: _Periods, now: datetime) -> None:
-    """Create missing counters from the period's usage logs (NX: a concurrent seeder's value wins, it is the same)."""
-    tokens, cost = Sum("total_tokens"), Sum("cost_usd")
-    if periods.cost_start == periods.day_start:
-        used = _used_since(user_id, periods.day_start, tokens=tokens, cost=cost)  # one query for a daily ceiling
-    else:
-        used = _used_since(user_id, periods.day_start, tokens=tokens) | _used_since(
-            user_id, periods.cost_start, cost=cost
-        )
-    pipe = redis_store.client().pipeline(transaction=False)
-    for key, value, ends in (
-        (periods.token_key, int(used["tokens"]), periods.day_resets),
-        (periods.cost_key, round(float(used["cost"]) * NANO), periods.cost_resets),
-    ):
-        # Relative expiry (EX, not EXPIREAT): tests move `timezone.now()`, Redis keeps the real clock.
-        pipe.set(key, value, nx=True, ex=max(60, math.ceil((ends - now).total_seconds()) + 2 * 86400))
+def _seed(
+    user_id: str, periods: _Periods, now: datetime, budgets: list[budgets_module.Budget], budget_keys: list[str]
+) -> None:
+    """Create missing counters from the period's usage logs (NX: a concurrent seeder's value wins, it is the same).
+    Only the counters that are missing are computed (a budget's sum scans its period's rows)."""
+    client = redis_store.client()
+    present = client.mget([periods.token_key, periods.cost_key, *budget_keys])
+    pipe = client.pipeline(transaction=False)
+    if present[0] is None or present[1] is None:
+        tokens, cost = Sum("total_tokens"), Sum("cost_nano")
+        if periods.cost_start == periods.day_start:
+            used = _used_since(user_id, periods.day_start, tokens=tokens, cost=cost)  # one query for a daily ceiling
+        else:
+            used = _used_since(user_id, periods.day_start, tokens=tokens) | _used_since(
+                user_id, periods.cost_start, cost=cost
+            )
+        for key, value, ends in (
+            (periods.token_key, int(used["tokens"]), periods.day_resets),
+            (periods.cost_key, int(used["cost"]), periods.cost_resets),
+        ):
+            # Relative expiry (EX, not EXPIREAT): tests move `timezone.now()`, Redis keeps the real clock.
+            pipe.set(key, value, nx=True, ex=budgets_module.expiry_seconds(ends, now))
+    for budget, value in zip(budgets, present[2:], strict=True):
+        if value is None:
+            budgets_module.seed_on(pipe, budget, budgets_module.budget_period(budget, now), now)
     pipe.execute()
 
 
+def _budget_refusal(budget: budgets_module.Budget, *, spent: int, cost_nano: int, now: datetime) -> AiBudgetExceeded:
+    period = budgets_module.budget_period(budget, now)
+    scope = budgets_module.SCOPE_LABELS.get(budget.scope, budget.scope)
+    left = max(0, budget.limit_nano - spent)
+    what = f"this request may cost up to {budgets_module.usd_display(cost_nano)}"
+    if cost_nano > budget.limit_nano:
+        what += ", more than the whole budget"
+    resets = f" It resets at {period.resets_at:%Y-%m-%d %H:%M} UTC." if period.resets_at else " It does not reset."
+    return AiBudgetExceeded(
+        f'The AI {scope} budget "{budget.name}" has '
+        f"{budgets_module.describe_left(budget, used_nano=spent)}; {what}.{resets}",
+        extra={
+            "limit": "budget",
+            "budget": budget.name,
+            "budget_scope": budget.scope,
+            "budget_target": budget.target,
+            "budget_period": budget.period,
+            "limit_usd": nano_to_usd_text(budget.limit_nano),
+            "used_usd": nano_to_usd_text(min(spent, budget.limit_nano)),
+            "left_usd": nano_to_usd_text(left),
+            "resets_at": period.resets_at.isoformat() if period.resets_at else None,
+        },
+    )
+
+
 def admit(
-    *, user_id: str, limits: Limits, tokens: int, cost: float, provider: str, model: str, now: datetime | None = None
+    *,
+    user_id: str,
+    limits: Limits,
+    tokens: int,
+    cost_nano: int,
+    provider: str,
+    model: str,
+    budgets: list[budgets_module.Budget] | None = None,
+    now: datetime | None = None,
 ) -> Admission:
-    """Decide one call: breaker, burst, then reserve its worst case. Raises AiQuotaExceeded (nothing reserved);
-    an open circuit comes back as `Admission("open")` for the caller to explain."""
+    """Decide one call: breaker, burst, then reserve its worst case on the user's counters and every budget.
+    Raises AiQuotaExceeded or AiBudgetExceeded (nothing reserved); an open circuit comes back as
+    `Admission("open")` for the caller to explain."""
     post_call.wait()  # this process's earlier calls are settled first (their results may close a circuit)
     now = now or timezone.now()
+    budgets = budgets or []
     periods = _periods(user_id, limits, now)
-    cost_nano = math.ceil(cost * NANO)
+    budget_keys = [budgets_module.budget_period(budget, now).key for budget in budgets]
     script = breaker.script(_ADMIT)
     arguments = [
         repr(now.timestamp()),
@@ -202,23 +279,31 @@ def admit(
         limits.daily_tokens,
         cost_nano,
         round(limits.cost_ceiling_usd * NANO),
+        *(budget.limit_nano for budget in budgets),
     ]
     keys = [
         breaker.state_key(provider, model),
         redis_store.key(f"burst:{user_id}:{now:%Y%m%d%H%M}"),
         periods.token_key,
         periods.cost_key,
+        *budget_keys,
     ]
     for _ in range(3):
         verdict, count, used_tokens, used_cost = script(keys=keys, args=arguments)
         if verdict != "seed":
             break
-        _seed(user_id, periods, now)
+        _seed(user_id, periods, now, budgets, budget_keys)
     else:  # pragma: no cover - the counters were deleted again between each seeding and the next admission
         raise AiQuotaExceeded("Your AI quota could not be checked. Try again in a moment.")
     if verdict in ("closed", "probe", "open"):
-        reservation = Reservation(periods.token_key, periods.cost_key, tokens, cost_nano) if verdict != "open" else None
+        reservation = (
+            Reservation(periods.token_key, periods.cost_key, tokens, cost_nano, list(budgets), budget_keys, at=now)
+            if verdict != "open"
+            else None
+        )
         return Admission(verdict=verdict, reservation=reservation)
+    if verdict == "budget":
+        raise _budget_refusal(budgets[int(used_tokens) - 1], spent=int(used_cost), cost_nano=cost_nano, now=now)
     if verdict == "burst":
         raise _refuse(
             limit="burst_per_minute",
@@ -241,6 +326,7 @@ def admit(
             used=used_tokens,
         )
     used_usd = used_cost / NANO
+    cost = cost_nano / NANO
     message = (
         f"This request may cost up to ${cost:.4f}, more than your ceiling of "
         f"${limits.cost_ceiling_usd:.2f} per {limits.cost_period}."
@@ -257,11 +343,16 @@ def admit(
     )
 
 
-def settle_on(batch: redis_store.Batch, *, reservation: Reservation, tokens: int, cost: float) -> None:
-    """Queue on `batch` the replacement of the reserved worst case by the real usage."""
+def settle_on(batch: redis_store.Batch, *, reservation: Reservation, tokens: int, cost_nano: int) -> int:
+    """Queue on `batch` the replacement of the reserved worst case by the real usage, on the user's counters and
+    every budget's. Returns the index of the result: the budgets' spend after settling (-1 for a vanished one)."""
     delta_tokens = tokens - reservation.tokens
-    delta_cost = round(cost * NANO) - reservation.cost_nano
-    batch.script(breaker.script(_SETTLE), [reservation.token_key, reservation.cost_key], [delta_tokens, delta_cost])
+    delta_cost = cost_nano - reservation.cost_nano
+    return batch.script(
+        breaker.script(_SETTLE),
+        [reservation.token_key, reservation.cost_key, *reservation.budget_keys],
+        [delta_tokens, delta_cost],
+    )
 
 
 def quota_usage(*, user_id: str, role: str, now: datetime | None = None) -> dict:
@@ -273,7 +364,7 @@ def quota_usage(*, user_id: str, role: str, now: datetime | None = None) -> dict
     client = redis_store.client()
     tokens, cost_nano = client.mget(periods.token_key, periods.cost_key)
     if tokens is None or cost_nano is None:
-        _seed(user_id, periods, now)
+        _seed(user_id, periods, now, [], [])
         tokens, cost_nano = client.mget(periods.token_key, periods.cost_key)
     return {
         "tokens_used": int(tokens or 0),

@@ -21,9 +21,13 @@ class AssistOut(Schema):
     model: str
     template: str
     template_version: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float
+    prompt_tokens: int = Field(..., description="Every input token, cache reads and writes included")
+    completion_tokens: int = Field(..., description="Every output token, reasoning included")
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float = Field(..., description="USD (cost_nano / 1e9)")
+    cost_nano: int = Field(0, description="Exact cost in nano-dollars")
     latency_ms: float
     outcome: str
     usage_log_id: str

@@ -2,12 +2,16 @@
 
 One path for all callers (assistant page, API, batches, the reports app):
   template + variables -> redaction
-  -> ONE Redis round trip: circuit breaker, burst limit, atomic reservation of the worst case (ai_assist/quotas.py)
+  -> the price valid now (ai_assist/pricing.py; a model without one is refused here) and the budgets that apply
+  -> ONE Redis round trip: circuit breaker, burst limit, atomic reservation of the worst case on the user's quota
+     and on every pooled budget (ai_assist/quotas.py, ai_assist/budgets.py)
   -> provider (bounded retries)
   -> ONE Redis round trip, sent off the caller's path after a success (ai_assist/post_call.py): settle the
      reservation with the real usage, record the breaker result, queue the `aiUsageLogs` row (moved to MongoDB in
-     batches, ai_assist/usage_buffer.py)
+     batches, ai_assist/usage_buffer.py); budget warnings (80 %, 100 %) are mailed from there
   -> metrics; audit events for quota refusals and breaker trips.
+Cost is exact: integer nano-dollars from the token kinds (prompt, cached prompt, cache write, completion, reasoning)
+at the rates of the price row, which the usage row keeps.
 The call path never waits on MongoDB: that is what keeps the gateway's overhead under a millisecond.
 Refusals and failures write their usage log row too, then raise a DomainError with a stable code.
 """
@@ -30,11 +34,12 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from ai_assist import breaker, metrics, post_call, quotas, redis_store, usage_buffer
+from ai_assist import breaker, budgets, metrics, post_call, pricing, quotas, redis_store, usage_buffer
 from ai_assist.models import AiBatchItem, AiBatchJob, BatchItemStatus, BatchStatus, Outcome
+from ai_assist.pricing import NANO, Price, Usage
 from ai_assist.prompts import PromptTemplate, template_get
 from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, provider_get, provider_model
-from ai_assist.quotas import AiQuotaExceeded
+from ai_assist.quotas import AiBudgetExceeded, AiQuotaExceeded
 from ai_assist.redaction import redact, redact_value
 from audit.services import audit_record
 from releases import selectors as release_selectors
@@ -45,13 +50,27 @@ logger = logging.getLogger(__name__)
 
 BATCH_TASKS = ("triage_failure", "draft_bug_report")
 
-__all__ = ["AiQuotaExceeded", "AiTextResult", "AiUnavailable", "ai_generate_text", "ai_stream_text"]
+__all__ = [
+    "AiBudgetExceeded",
+    "AiModelUnpriced",
+    "AiQuotaExceeded",
+    "AiTextResult",
+    "AiUnavailable",
+    "ai_generate_text",
+    "ai_stream_text",
+]
 
 
 class AiUnavailable(DomainError):
     code = "ai_unavailable"
     status = 503
     default_message = "The AI assistant is unavailable right now. Try again in a few minutes."
+
+
+class AiModelUnpriced(AiUnavailable):
+    """The model has no price valid now: it is never called (and never charged $0)."""
+
+    code = "ai_model_unpriced"
 
 
 @dataclass
@@ -67,6 +86,10 @@ class AiTextResult:
     usage_log_id: str
     template_id: str = ""
     template_version: int = 0
+    cost_nano: int = 0
+    cached_prompt_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -85,11 +108,11 @@ class _Call:
     variables: dict[str, Any]
     redactions: Counter
     max_tokens: int
-    price_prompt: float
-    price_completion: float
+    price: Price | None
     batch_id: str = ""
     reserved_tokens: int = 0
-    reserved_cost: float = 0.0
+    reserved_cost_nano: int = 0
+    budgets: list[budgets.Budget] = field(default_factory=list)
     reservation: quotas.Reservation | None = None
     probe: bool = False
     log_id: ObjectId = field(default_factory=ObjectId)
@@ -99,16 +122,9 @@ class _Call:
         return self.release_candidate.name if self.release_candidate is not None else ""
 
 
-def model_price(model: str) -> tuple[float, float]:
-    """USD per 1k prompt and completion tokens from settings.AI_MODEL_PRICES."""
-    price = settings.AI_MODEL_PRICES.get(model)
-    if price is None:
-        raise AiUnavailable(f"No price is configured for the model {model!r}, so it cannot be used.")
-    return float(price["prompt"]), float(price["completion"])
-
-
-def _cost(call: _Call, prompt_tokens: int, completion_tokens: int) -> float:
-    return round(prompt_tokens / 1000 * call.price_prompt + completion_tokens / 1000 * call.price_completion, 8)
+def _cost(call: _Call, usage: Usage) -> int:
+    """Nano-dollars; a call without a price is refused before anything is used, so it costs nothing."""
+    return pricing.cost_nano(usage, call.price.rates) if call.price is not None else 0
 
 
 def _prompt_text(messages: list[dict[str, str]]) -> str:
@@ -125,9 +141,8 @@ def _log_document(
     *,
     created_at: datetime,
     outcome: str,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    cost: float = 0.0,
+    usage: Usage,
+    cost_nano: int = 0,
     latency_ms: float = 0.0,
     error_code: str = "",
     error_message: str = "",
@@ -138,6 +153,7 @@ def _log_document(
     # A raw document with exactly the model's columns: the ORM's save path costs more CPU than the rest of the
     # gateway together, and this runs on every call.
     user = call.user
+    price = call.price
     return {
         "_id": call.log_id,
         "user_id": user.pk,
@@ -151,14 +167,22 @@ def _log_document(
         "subject": call.subject[:80],
         "provider": call.provider_name,
         "model": call.model,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "cost_usd": float(cost),
-        "price_prompt_per_1k": call.price_prompt,
-        "price_completion_per_1k": call.price_completion,
+        "prompt_tokens": usage.prompt,
+        "cached_prompt_tokens": usage.cached_prompt,
+        "cache_write_tokens": usage.cache_write,
+        "completion_tokens": usage.completion,
+        "reasoning_tokens": usage.reasoning,
+        "total_tokens": usage.total,
+        "cost_nano": cost_nano,
+        "cost_usd": cost_nano / NANO,
+        "price_id": price.id if price is not None else "",
+        "price_valid_from": price.valid_from if price is not None else None,
+        "price_rates": dict(price.rates) if price is not None else {},
+        "price_prompt_per_1k": price.per_1k_usd("prompt") if price is not None else 0.0,
+        "price_completion_per_1k": price.per_1k_usd("completion") if price is not None else 0.0,
         "reserved_tokens": call.reserved_tokens,
-        "reserved_cost_usd": float(call.reserved_cost),
+        "reserved_cost_nano": call.reserved_cost_nano,
+        "reserved_cost_usd": call.reserved_cost_nano / NANO,
         "latency_ms": round(latency_ms, 3),
         "outcome": str(outcome),
         "error_code": error_code,
@@ -177,9 +201,8 @@ def _finish(
     call: _Call,
     *,
     outcome: str,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    cost: float = 0.0,
+    usage: Usage | None = None,
+    cost_nano: int = 0,
     latency_s: float | None = None,
     record: dict | None = None,
     **log_fields,
@@ -191,6 +214,7 @@ def _finish(
     A successful call returns at once; refusals and failures wait for the bookkeeping: their latency does not
     matter, and a failure that opens the circuit has its audit event written before the caller hears of it."""
     created_at = timezone.now()
+    usage = usage or Usage()
     recorded = (
         breaker.record_command(provider=call.provider_name, model=call.model, probe=call.probe, **record)
         if record is not None
@@ -202,15 +226,15 @@ def _finish(
             call,
             created_at=created_at,
             outcome=outcome,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
+            usage=usage,
+            cost_nano=cost_nano,
             latency_ms=(latency_s or 0.0) * 1000,
             **log_fields,
         )
         batch = redis_store.Batch()
+        settled_at = None
         if call.reservation is not None:
-            quotas.settle_on(batch, reservation=call.reservation, tokens=prompt_tokens + completion_tokens, cost=cost)
+            settled_at = quotas.settle_on(batch, reservation=call.reservation, tokens=usage.total, cost_nano=cost_nano)
         record_at = batch.script(*recorded) if recorded is not None else None
         if recorded is None and call.probe:
             breaker.release_probe_on(batch, provider=call.provider_name, model=call.model)
@@ -220,9 +244,8 @@ def _finish(
             task_id=call.task_id,
             rc=call.rc_name,
             outcome=outcome,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
+            usage=usage,
+            cost_nano=cost_nano,
             latency_s=latency_s,
         )
         try:
@@ -233,10 +256,24 @@ def _finish(
             return
         if record_at is not None:
             _after_record(call, results[record_at])
+        if settled_at is not None and call.reservation.budgets:
+            _warn_budgets(call, results[settled_at])
 
     post_call.submit(send)
     if outcome != Outcome.SUCCESS:
         post_call.wait()
+
+
+def _warn_budgets(call: _Call, spent: list) -> None:
+    """After a settlement: mail the admins about budgets this call took to 80 % or 100 % (once per period)."""
+    at = call.reservation.at or timezone.now()
+    for budget, used in zip(call.reservation.budgets, spent, strict=False):
+        used = int(used)
+        if used >= 0 and used * 100 >= budget.limit_nano * budgets.WARN_THRESHOLDS[0]:
+            try:
+                budgets.budget_warn(budget=budget, now=at, used_nano=used)
+            except Exception:
+                logger.exception("AI budget warning failed", extra={"budget": budget.name})
 
 
 def _refuse(call: _Call, error: DomainError) -> DomainError:
@@ -266,7 +303,8 @@ def _prepare(
     # shown, logged and exported like any other).
     clean_variables = redact_value(variables, Counter(), names) if provider.name == "offline" else {}
     model = provider_model(provider.name)
-    price_prompt, price_completion = model_price(model)
+    admitted_at = timezone.now()
+    price = pricing.price_at(provider=provider.name, model=model, at=admitted_at)
     max_tokens = min(template.max_completion_tokens, settings.AI_MAX_COMPLETION_TOKENS)
     call = _Call(
         user=user,
@@ -281,26 +319,51 @@ def _prepare(
         variables=clean_variables,
         redactions=redactions,
         max_tokens=max_tokens,
-        price_prompt=price_prompt,
-        price_completion=price_completion,
+        price=price,
         batch_id=batch_id,
     )
-    # Worst case: ~3 characters a token for the prompt (real tokenizers average ~4) plus the full completion.
+    if price is None:
+        # Refused before the provider is called, and counted: a model without a price is never charged $0.
+        metrics.UNPRICED_REFUSALS.labels(provider=provider.name, model=model).inc()
+        logger.warning("AI call refused: no price for the model", extra={"provider": provider.name, "model": model})
+        raise _refuse(
+            call,
+            AiModelUnpriced(
+                f"No price is configured for the model {model!r} ({provider.name}), so it cannot be used. "
+                "An admin can add one in the Django admin (AI assistance > AI model prices).",
+                extra={"provider": provider.name, "model": model},
+            ),
+        )
+    # Worst case: ~3 characters a token for the prompt (real tokenizers average ~4) plus the full completion, each
+    # at the dearest rate its tokens could be reported as.
     prompt_upper = sum(math.ceil(len(message["content"]) / 3) + 4 for message in messages)
     call.reserved_tokens = prompt_upper + max_tokens
-    call.reserved_cost = _cost(call, prompt_upper, max_tokens)
+    call.reserved_cost_nano = pricing.worst_case_cost_nano(
+        prompt_tokens=prompt_upper, completion_tokens=max_tokens, rates=price.rates
+    )
+    call.budgets = budgets.budgets_for(
+        role=call.role,
+        release_candidate_id=str(release_candidate.pk) if release_candidate is not None else "",
+        template_id=template.id,
+    )
 
     limits = quotas.limits_for(call.role)
     try:
-        # One Redis round trip: the circuit's verdict, the burst count and the worst case reserved, atomically.
+        # One Redis round trip: the circuit's verdict, the burst count and the worst case reserved on the user's
+        # counters and every budget's, atomically.
         admission = quotas.admit(
             user_id=str(user.pk),
             limits=limits,
             tokens=call.reserved_tokens,
-            cost=call.reserved_cost,
+            cost_nano=call.reserved_cost_nano,
             provider=provider.name,
             model=model,
+            budgets=call.budgets,
+            now=admitted_at,
         )
+    except AiBudgetExceeded as error:
+        _budget_refused(call, error, at=admitted_at)
+        raise _refuse(call, error) from None
     except AiQuotaExceeded as error:
         audit_record(
             action="ai.quota_refused",
@@ -331,6 +394,29 @@ def _prepare(
     return call
 
 
+def _budget_refused(call: _Call, error: AiBudgetExceeded, *, at: datetime) -> None:
+    """A budget refused the call: count it, audit it, and warn the admins (a refusal is 100 %)."""
+    budget = next(b for b in call.budgets if b.name == error.extra["budget"])
+    metrics.BUDGET_REFUSALS.labels(budget=budget.name, scope=budget.scope).inc()
+    audit_record(
+        action="ai.budget_refused",
+        actor=call.user,
+        resource=f"ai_budget:{budget.id}",
+        outcome="denied",
+        metadata={
+            "task": call.task_id,
+            "budget": budget.name,
+            "scope": budget.scope,
+            "left_usd": error.extra["left_usd"],
+        },
+    )
+    try:
+        spent = pricing.usd_to_nano(error.extra["used_usd"])
+        budgets.budget_warn(budget=budget, now=at, used_nano=spent, refused=True)
+    except Exception:
+        logger.exception("AI budget warning failed", extra={"budget": budget.name})
+
+
 def _after_record(call: _Call, transition: str) -> None:
     """The caller whose result opened the circuit writes the audit event (exactly one per trip)."""
     if transition.startswith("tripped:"):
@@ -347,14 +433,15 @@ def _after_record(call: _Call, transition: str) -> None:
 
 
 def _succeed(call: _Call, reply: ProviderReply, *, latency_s: float, streamed: bool) -> AiTextResult:
-    cost = _cost(call, reply.prompt_tokens, reply.completion_tokens)
+    usage = reply.usage()
+    cost_nano = _cost(call, usage)
+    cost = cost_nano / NANO
     latency_ms = latency_s * 1000
     _finish(
         call,
         outcome=Outcome.SUCCESS,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
-        cost=cost,
+        usage=usage,
+        cost_nano=cost_nano,
         latency_s=latency_s,
         record={"ok": True, "latency_s": latency_s, "cost": cost},
         attempts=reply.attempts,
@@ -365,14 +452,18 @@ def _succeed(call: _Call, reply: ProviderReply, *, latency_s: float, streamed: b
         text=reply.text,
         provider=call.provider_name,
         model=call.model,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
+        prompt_tokens=usage.prompt,
+        completion_tokens=usage.completion,
         cost=cost,
         latency_ms=round(latency_ms, 3),
         outcome=Outcome.SUCCESS,
         usage_log_id=str(call.log_id),
         template_id=call.template.id,
         template_version=call.template.version,
+        cost_nano=cost_nano,
+        cached_prompt_tokens=usage.cached_prompt,
+        cache_write_tokens=usage.cache_write,
+        reasoning_tokens=usage.reasoning,
     )
 
 
@@ -387,18 +478,19 @@ def _fail(
     provider_fault: bool = True,
 ) -> AiUnavailable:
     # A failed call is charged what demonstrably went out and came back (a broken stream's partial text).
-    prompt_tokens = partial.prompt_tokens if partial and partial.text else 0
-    completion_tokens = partial.completion_tokens if partial and partial.text else 0
-    if partial and partial.text and not completion_tokens:
-        prompt_tokens = sum(math.ceil(len(m["content"]) / 4) for m in call.messages)
-        completion_tokens = math.ceil(len(partial.text) / 4)
-    cost = _cost(call, prompt_tokens, completion_tokens)
+    usage = partial.usage() if partial and partial.text else Usage()
+    if partial and partial.text and not usage.completion:
+        usage = Usage(
+            prompt=sum(math.ceil(len(m["content"]) / 4) for m in call.messages),
+            completion=math.ceil(len(partial.text) / 4),
+        )
+    cost_nano = _cost(call, usage)
+    cost = cost_nano / NANO
     _finish(
         call,
         outcome=Outcome.FAILED,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=cost,
+        usage=usage,
+        cost_nano=cost_nano,
         latency_s=latency_s,
         # A reader who left is not the provider's fault: no failure recorded (a held probe slot is freed).
         record={"ok": False, "latency_s": latency_s, "cost": cost} if provider_fault else None,
@@ -667,3 +759,51 @@ def _batch_item_close(
     )
     counter = "done" if status == BatchItemStatus.DONE else "failed"
     AiBatchJob.objects.filter(pk=job.pk).update(**{counter: F(counter) + 1})
+
+
+def ai_usage_export_csv(*, user, days: int = 30, month: str = "", request=None) -> tuple[str, Iterator[str]]:
+    """The reconciliation export (admins): one CSV row per day x model x user x task x RC with tokens by kind, cost
+    and calls, for the last `days` days or one calendar `month` ("YYYY-MM"). Writes one audit event. Returns the
+    file name and the CSV text chunks (cells that look like formulas are neutralised)."""
+    import csv
+    import io
+
+    from accounts.permissions import require_role
+    from ai_assist.selectors import EXPORT_COLUMNS, usage_export_rows
+    from imports.csvformat import neutralise_cell
+
+    require_role(user, "admin")
+    now = timezone.now()
+    if month:
+        try:
+            start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise ValidationFailed("Give the month as YYYY-MM.", fields={"month": ["Use YYYY-MM."]}) from None
+        until = budgets.next_month(start)
+        name = f"ai-usage-{month}.csv"
+    else:
+        days = max(1, min(int(days), settings.AI_USAGE_LOG_TTL_DAYS))
+        start, until = now - timedelta(days=days), None
+        name = f"ai-usage-last-{days}-days-{now:%Y%m%d}.csv"
+    rows = usage_export_rows(user=user, since=start, until=until)
+    audit_record(
+        action="export.csv",
+        actor=user,
+        resource="ai_usage",
+        request=request,
+        metadata={"export": "ai_usage", "since": start.isoformat(), "rows": len(rows)},
+    )
+
+    def chunks() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(EXPORT_COLUMNS)
+        for number, row in enumerate(rows, start=1):
+            writer.writerow([neutralise_cell(str(row[column])) for column in EXPORT_COLUMNS])
+            if number % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return name, chunks()

@@ -2,7 +2,8 @@
 
 {"type": "meta", "provider": "offline", "offline": true, "model": ..., "template": ..., "usage_log_id": ...}
 {"type": "delta", "text": "..."}            (many)
-{"type": "done", "prompt_tokens": ..., "completion_tokens": ..., "cost": ..., "latency_ms": ...}
+{"type": "done", "prompt_tokens": ..., "completion_tokens": ..., "cached_prompt_tokens": ..., "cache_write_tokens": ...,
+ "reasoning_tokens": ..., "cost": ..., "cost_nano": ..., "latency_ms": ...}
 {"type": "error", "code": "ai_unavailable", "message": "..."}   (instead of "done" when the provider failed)
 """
 
@@ -52,7 +53,11 @@ def ndjson_events(stream: AiTextStream, *, title: str = "") -> Iterator[bytes]:
             "type": "done",
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
+            "cached_prompt_tokens": result.cached_prompt_tokens,
+            "cache_write_tokens": result.cache_write_tokens,
+            "reasoning_tokens": result.reasoning_tokens,
             "cost": result.cost,
+            "cost_nano": result.cost_nano,
             "latency_ms": result.latency_ms,
         }
     )

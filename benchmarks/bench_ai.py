@@ -1,8 +1,10 @@
 """AI gateway overhead over the bare `openai` SDK call, against the same loopback fake OpenAI server.
 
 Per iteration, side by side: one bare SDK call (same messages, same client settings) and one `ai_generate_text`
-call (template, redaction, breaker, burst, quota reservation, settlement, usage row, metrics). The gateway's own
-overhead is its wall time minus the SDK call inside it; the side-by-side p50 difference is reported too.
+call (template, redaction, price lookup, breaker, burst, quota reservation, settlement, usage row, metrics), with a
+pooled budget at every level on (the user's role, the call's RC and its task template: all reserved and settled).
+The gateway's own overhead is its wall time minus the SDK call inside it; the side-by-side p50 difference is
+reported too.
 
 Targets (QUALITY.md / issue 6): overhead p50 <= 1 ms, p99 <= 3 ms.
 
@@ -64,9 +66,11 @@ def run() -> list[BenchRow]:
 
     from accounts.models import User
     from ai_assist import post_call, redis_store, usage_buffer
-    from ai_assist.models import AiUsageLog
+    from ai_assist.budgets import budget_cache_clear
+    from ai_assist.models import AiBudget, AiUsageLog
     from ai_assist.prompts import template_get
     from ai_assist.services import ai_generate_text
+    from releases.models import ReleaseCandidate
     from tests.ai_assist.fake_openai import FakeOpenAI
 
     # Per-request INFO lines of the HTTP client would be measured in both paths; they are not the gateway's cost.
@@ -83,6 +87,18 @@ def run() -> list[BenchRow]:
     settings.AI_QUOTAS = {"viewer": big, "reviewer": big, "admin": big}
     settings.AI_BREAKER = {**settings.AI_BREAKER, "latency_p95_seconds": 60.0, "cost_threshold_usd": 10**9}
     user = User.objects.create_user(email="bench-ai@example.com", password="bench-password-123", role="viewer")
+    rc = ReleaseCandidate.objects.create(name="BENCH-AI-RC", sequence=10**6)
+    roomy = 10**18  # nano-dollars: never refuses, but every level is reserved and settled on each call
+    budgets = [
+        AiBudget.objects.create(name="bench role", scope="role", role="viewer", period="day", limit_nano=roomy),
+        AiBudget.objects.create(
+            name="bench rc", scope="release_candidate", release_candidate=rc, period="total", limit_nano=roomy
+        ),
+        AiBudget.objects.create(
+            name="bench template", scope="template", template_id="report_summary", period="month", limit_nano=roomy
+        ),
+    ]
+    budget_cache_clear()
     variables = {
         "release_candidate": "RC-2026.11.2",
         "total": 1200,
@@ -113,7 +129,11 @@ def run() -> list[BenchRow]:
             bare_all = (time.process_time() - process_cpu) * 1000
             started, cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
             result = ai_generate_text(
-                user=user, task_id="report_summary", template_id="report_summary", variables=variables
+                user=user,
+                task_id="report_summary",
+                template_id="report_summary",
+                variables=variables,
+                release_candidate=rc,
             )
             total = (time.perf_counter() - started) * 1000
             gateway_cpu = (time.thread_time() - cpu) * 1000
@@ -136,6 +156,10 @@ def run() -> list[BenchRow]:
         for name, value in saved.items():
             setattr(settings, name, value)
         AiUsageLog.objects.filter(user=user).delete()
+        for budget in budgets:
+            budget.delete()
+        budget_cache_clear()
+        rc.delete()
         user.delete()
         redis.delete(*redis.keys(redis_store.key("*")) or ["none"])
 

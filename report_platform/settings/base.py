@@ -398,14 +398,22 @@ AI_REQUEST_TIMEOUT_SECONDS = float(env_str("AI_REQUEST_TIMEOUT_SECONDS", "30"))
 AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)  # on timeout, 429 and 5xx; bounded, then ai_unavailable
 AI_RETRY_BACKOFF_SECONDS = float(env_str("AI_RETRY_BACKOFF_SECONDS", "0.5"))  # doubled per attempt
 AI_MAX_COMPLETION_TOKENS = env_int("AI_MAX_COMPLETION_TOKENS", 800)
-# USD per 1k tokens; the price used is stored on every usage log. A model missing here cannot be called.
+# Seconds between the offline assistant's streamed pieces (0: all at once), so its answer arrives like a model's.
+AI_OFFLINE_STREAM_PACE_SECONDS = float(env_str("AI_OFFLINE_STREAM_PACE_SECONDS", "0.03"))
+# Seed of the price table (ai_assist.AiModelPrice, edited in the Django admin; ai_assist/pricing.py): USD per MILLION
+# tokens as decimal strings (exact). Kinds: prompt, cached_prompt (cache read), cache_write, completion, reasoning; a
+# kind left out costs what its parent costs (prompt / completion). A model that has price rows is not re-seeded.
+# A model without a price valid at call time cannot be called.
 AI_MODEL_PRICES = {
-    "offline": {"prompt": 0.0, "completion": 0.0},
-    "gpt-4o-mini": {"prompt": 0.00015, "completion": 0.0006},
-    "gpt-4o": {"prompt": 0.0025, "completion": 0.01},
-    "gpt-4.1-mini": {"prompt": 0.0004, "completion": 0.0016},
+    "offline": {"provider": "offline", "prompt": "0", "completion": "0"},
+    "gpt-4o-mini": {"provider": "openai", "prompt": "0.15", "cached_prompt": "0.075", "completion": "0.60"},
+    "gpt-4o": {"provider": "openai", "prompt": "2.50", "cached_prompt": "1.25", "completion": "10.00"},
+    "gpt-4.1-mini": {"provider": "openai", "prompt": "0.40", "cached_prompt": "0.10", "completion": "1.60"},
 }
-# Per user, by role: daily token cap, cost ceiling per "day" or "month", burst limit of requests per minute.
+# How long a process keeps the price table and the enabled budgets (AiBudget) before reading them again (seconds).
+AI_CONFIG_CACHE_SECONDS = float(env_str("AI_CONFIG_CACHE_SECONDS", "10"))
+# Per user, by role: daily token cap, cost ceiling per "day" or "month", burst limit of requests per minute. Pooled
+# budgets (per role, per RC, per task template) are data: ai_assist.AiBudget, in the Django admin.
 AI_QUOTAS = {
     "viewer": {"daily_tokens": 20_000, "cost_ceiling_usd": 0.50, "cost_period": "day", "burst_per_minute": 10},
     "reviewer": {"daily_tokens": 100_000, "cost_ceiling_usd": 5.0, "cost_period": "day", "burst_per_minute": 20},

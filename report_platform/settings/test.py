@@ -33,4 +33,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 # No background drain thread in tests: a row it moved late could land in the next test's clean database. Readers
 # drain the usage-log buffer themselves (AiUsageLog.objects); tests of the thread switch it on.
 AI_USAGE_FLUSH_SECONDS = 0.0
+# Likewise no background reload of the AI price table and budgets within a test run (a reload could seed prices into
+# the next test's database); tests clear those per-process copies themselves (tests/ai_assist/conftest.py).
+AI_CONFIG_CACHE_SECONDS = 3600.0
+AI_OFFLINE_STREAM_PACE_SECONDS = 0.0  # tests that watch pieces arrive set it themselves
 SUMMARY_APPLY_SECONDS = 0.0  # likewise for the summary applier thread: readers apply pending deltas themselves

@@ -7,6 +7,20 @@ import pytest
 from tests.ai_assist.fake_openai import FakeOpenAI
 
 
+@pytest.fixture(autouse=True)
+def _fresh_ai_config():
+    """Each test reads prices and budgets from its own database (the per-process caches would keep the last test's)."""
+    from ai_assist.budgets import budget_cache_clear, budget_warned_forget
+    from ai_assist.pricing import price_cache_clear
+
+    price_cache_clear()
+    budget_cache_clear()
+    budget_warned_forget()
+    yield
+    price_cache_clear()
+    budget_cache_clear()
+
+
 @pytest.fixture(scope="session")
 def fake_openai_server():
     server = FakeOpenAI().start()

@@ -6,6 +6,8 @@
     {"delay": 0.3}                           wait before answering (with a short client timeout: a timeout)
     {"text": "..."}                          this answer
     {"fail_after_chunks": 2}                 a stream that breaks after 2 chunks (connection closed)
+    {"usage": {...}}                         this `usage` object, verbatim (cache / reasoning details of a real
+                                             provider body), in the JSON answer and in the stream's usage chunk
 - Every request body is recorded (`server.requests`, `server.raw_bodies`), as it arrived on the socket.
 """
 
@@ -109,7 +111,7 @@ class FakeOpenAI:
                     return
                 text = step.get("text", fake.default_text)
                 completion_tokens = max(1, len(text.split()))
-                usage = {
+                usage = step.get("usage") or {
                     "prompt_tokens": fake.prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": fake.prompt_tokens + completion_tokens,

@@ -9,6 +9,7 @@ ROUTES = {
     "ai_assist:batch_detail": {"GET": "viewer"},
     "api:ai_assist": {"POST": "viewer"},
     "api:ai_usage": {"GET": "viewer"},
+    "api:ai_usage_export": {"GET": "admin"},
     "api:ai_batch_create": {"POST": "viewer"},
     "api:ai_batch_detail": {"GET": "viewer"},
 }

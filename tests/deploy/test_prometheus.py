@@ -25,6 +25,9 @@ REQUIRED_ALERTS = {
     "LoginFailureSpike",
     "AICostAnomaly",
     "AILatencyP95High",
+    "AIModelUnpriced",
+    "AIBudgetNearlyUsed",
+    "AIBudgetExhausted",
     "StaleJobs",
 }
 
@@ -64,6 +67,7 @@ def test_promtool_unit_tests_of_the_alerts_pass():
     assert "SUCCESS" in result.stdout
     tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS_DIR / "alerts.test.yml").read_text()))
     assert {"LoginFailureSpike", "ErrorBudgetBurnFast", "LatencyP95High", "StaleJobs", "AICostAnomaly"} <= tested
+    assert {"AIModelUnpriced", "AIBudgetNearlyUsed", "AIBudgetExhausted"} <= tested
 
 
 def test_the_example_scrape_config_validates(tmp_path):
