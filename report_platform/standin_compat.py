@@ -14,6 +14,16 @@ behaviour, and a probe that tells when the server is fixed so the workaround can
    object lost its `_id` (`Permission.objects.select_related("content_type")` gave no content type; the Group
    admin's add page returned a 500). Fix: the same flattening to dotted paths, which MongoDB defines as equivalent.
    Found in this project; not listed in DESIGN.md.
+4. The stand-in answers a filter from an index only when its FIRST key names the leading field of an index (and
+   from the `_id` index only when `_id` comes first); a filter with a top-level `$and` is always a collection scan.
+   The backend writes every multi-condition lookup as `{"$and": [{"is_deleted": False}, {"_id": X}]}`, so a point
+   lookup of a case cost a scan of all cases (1.6 s at 20k cases; linear in the data). Fix: merge a top-level
+   `$and` of plain conditions on distinct fields into one document (MongoDB defines the two as equivalent) and
+   order its keys so the most selective indexed condition comes first: `_id`, then equality, `$in`, flags and
+   ranges on fields that lead an index, then the rest (key order has no meaning to MongoDB). Applied to
+   `aggregate`'s leading `$match`, `find`, `update_*`, `delete_*` and `count_documents`. Found in this project
+   (issue 18); not listed in DESIGN.md. Still a scan on the stand-in, whatever the filter: `find_one_and_update`
+   (`findAndModify`), which releases.store therefore does not use on growing collections.
 """
 
 from __future__ import annotations
@@ -23,6 +33,9 @@ from typing import Any
 from pymongo.collection import Collection
 
 _original_aggregate = Collection.aggregate
+_original_list_indexes = Collection.list_indexes
+_FILTERED = ("find", "update_one", "update_many", "delete_one", "delete_many", "count_documents")
+_originals = {name: getattr(Collection, name) for name in _FILTERED}
 _installed = False
 
 
@@ -61,19 +74,127 @@ def rewrite_pipeline(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rewritten
 
 
+def _plain_conditions(value: Any) -> list[dict[str, Any]] | None:
+    """The conditions of `{"$and": [...]}` as plain single-level documents, or None when any is not plain."""
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    conditions = []
+    for condition in value:
+        if not isinstance(condition, dict) or not condition:
+            return None
+        if "$and" in condition and len(condition) == 1:
+            nested = _plain_conditions(condition["$and"])
+            if nested is None:
+                return None
+            conditions.extend(nested)
+        elif any(str(key).startswith("$") for key in condition):
+            return None
+        else:
+            conditions.append(condition)
+    return conditions
+
+
+def index_friendly_filter(query: Any, leading: frozenset[str] = frozenset()) -> Any:
+    """`{"$and": [{"a": 1}, {"_id": X}]}` -> `{"_id": X, "a": 1}` when every condition is a plain condition on a
+    field no other condition names, keys in `_selectivity_rank` order (`leading`: the fields that lead an index of
+    the collection); anything else is returned unchanged."""
+    if not isinstance(query, dict) or not query or any(key.startswith("$") and key != "$and" for key in query):
+        return query
+    merged: dict[str, Any] = {}
+    for key, value in query.items():
+        if key == "$and":
+            conditions = _plain_conditions(value)
+            if conditions is None:
+                return query
+            for condition in conditions:
+                for field, wanted in condition.items():
+                    if field in merged or field in query:
+                        return query  # two conditions on one field: merging would drop one
+                    merged[field] = wanted
+        elif key in merged:
+            return query
+        else:
+            merged[key] = value
+    return dict(sorted(merged.items(), key=lambda item: _selectivity_rank(item, leading)))
+
+
+def _selectivity_rank(item: tuple[str, Any], leading: frozenset[str]) -> int:
+    """The order the stand-in should meet the conditions in (it uses the first one's index): `_id`; then, on
+    fields that lead an index, equality on a value, `$in`, equality on a flag (it matches half the collection),
+    ranges; then conditions no index answers."""
+    field, wanted = item
+    if field == "_id":
+        return 0
+    if field not in leading:
+        return 9
+    if isinstance(wanted, bool):
+        return 3
+    if not isinstance(wanted, dict):
+        return 1
+    if set(wanted) <= {"$eq", "$in"}:
+        return 2 if "$in" in wanted else (3 if isinstance(wanted.get("$eq"), bool) else 1)
+    return 4
+
+
+_leading_fields: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def leading_fields(collection: Collection) -> frozenset[str]:
+    """The fields that lead an index of `collection`, read once per process (a stale answer only costs speed)."""
+    key = (collection.database.name, collection.name)
+    found = _leading_fields.get(key)
+    if found is None:
+        try:
+            indexes = _original_list_indexes(collection)
+            found = frozenset(next(iter(index["key"])) for index in indexes)
+        except Exception:  # no such collection yet, or a transaction that cannot list: try again next time
+            return frozenset()
+        if found:
+            _leading_fields[key] = found
+    return found
+
+
+def _friendly(collection: Collection, query: Any) -> Any:
+    if not isinstance(query, dict) or not query:
+        return query
+    return index_friendly_filter(query, leading_fields(collection))
+
+
 def _aggregate(self, pipeline, *args, **kwargs):
-    return _original_aggregate(self, rewrite_pipeline(list(pipeline)), *args, **kwargs)
+    pipeline = rewrite_pipeline(list(pipeline))
+    if pipeline and isinstance(pipeline[0], dict) and set(pipeline[0]) == {"$match"}:
+        pipeline = [{"$match": _friendly(self, pipeline[0]["$match"])}, *pipeline[1:]]
+    return _original_aggregate(self, pipeline, *args, **kwargs)
+
+
+def _with_friendly_filter(name: str):
+    original = _originals[name]
+
+    def method(self, filter=None, *args, **kwargs):
+        if "filter" in kwargs:
+            kwargs["filter"] = _friendly(self, kwargs["filter"])
+            return original(self, *args, **kwargs)
+        return original(self, _friendly(self, filter), *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = original.__doc__
+    return method
 
 
 def install() -> None:
-    """Patch pymongo's `Collection.aggregate` in this process (idempotent)."""
+    """Patch pymongo's `Collection.aggregate` (and the filtered methods, workaround 4) in this process
+    (idempotent)."""
     global _installed
     if not _installed:
         Collection.aggregate = _aggregate
+        for name in _FILTERED:
+            setattr(Collection, name, _with_friendly_filter(name))
         _installed = True
 
 
 def uninstall() -> None:
     global _installed
     Collection.aggregate = _original_aggregate
+    for name, original in _originals.items():
+        setattr(Collection, name, original)
     _installed = False

@@ -113,3 +113,65 @@ def test_probe_standin_still_replaces_embedded_documents_in_add_fields():
     collection.insert_one({"_id": 1, "a": {"_id": 7, "b": 2}})
     raw = list(standin_compat._original_aggregate(collection, [{"$addFields": {"a": {"b": "$a.b"}}}]))
     assert raw == [{"_id": 1, "a": {"b": 2}}]
+
+
+def test_it_merges_a_top_level_and_of_plain_conditions_with_the_most_selective_first():
+    leading = frozenset({"_id", "is_deleted", "suite_id", "session_key", "expire_date"})
+    assert list(standin_compat.index_friendly_filter({"$and": [{"is_deleted": False}, {"_id": 7}]}, leading)) == [
+        "_id",
+        "is_deleted",
+    ]
+    session = {"$and": [{"expire_date": {"$gt": 1}}, {"session_key": "k"}]}
+    assert list(standin_compat.index_friendly_filter(session, leading)) == ["session_key", "expire_date"]
+    nested = {"$and": [{"$and": [{"notes": "x"}, {"suite_id": {"$in": [1]}}]}, {"is_deleted": False}]}
+    assert list(standin_compat.index_friendly_filter(nested, leading)) == ["suite_id", "is_deleted", "notes"]
+
+
+def test_it_leaves_alone_what_merging_would_change():
+    same_field = {"$and": [{"a": {"$gt": 1}}, {"a": {"$lt": 5}}]}
+    with_or = {"$and": [{"$or": [{"a": 1}, {"b": 2}]}, {"c": 3}]}
+    with_expr = {"$expr": {"$eq": ["$a", 1]}}
+    for query in (same_field, with_or, with_expr, {}):
+        assert standin_compat.index_friendly_filter(query, frozenset({"a"})) == query
+
+
+@pytest.mark.django_db
+def test_merged_filters_find_exactly_what_the_and_finds():
+    """Correct MongoDB behaviour for workaround 4: the merged filter is the same query (passes on a real MongoDB,
+    where the workaround is not installed, and on the stand-in with it)."""
+    collection = connection.database["standin_probe_and"]
+    collection.create_index("suite_id")
+    collection.insert_many(
+        [{"_id": n, "suite_id": n % 3, "is_deleted": n % 2 == 0, "notes": f"n{n % 5}"} for n in range(60)]
+    )
+    queries = [
+        {"$and": [{"is_deleted": False}, {"_id": 7}]},
+        {"$and": [{"is_deleted": True}, {"suite_id": {"$in": [1, 2]}}, {"notes": "n4"}]},
+        {"$and": [{"suite_id": 2}, {"_id": {"$gt": 30}}]},
+    ]
+    for query in queries:
+        expected = sorted(
+            document["_id"]
+            for document in collection.find({}, {"_id": 1})
+            if all(
+                _matches(document["_id"], field, wanted)
+                for condition in query["$and"]
+                for field, wanted in condition.items()
+            )
+        )
+        assert sorted(document["_id"] for document in collection.find(query)) == expected
+        assert sorted(d["_id"] for d in collection.aggregate([{"$match": query}])) == expected
+        assert collection.count_documents(query) == len(expected)
+    assert (
+        collection.update_many({"$and": [{"suite_id": 1}, {"is_deleted": True}]}, {"$set": {"x": 1}}).matched_count
+        == 10
+    )
+
+
+def _matches(number: int, field: str, wanted) -> bool:
+    value = {"_id": number, "suite_id": number % 3, "is_deleted": number % 2 == 0, "notes": f"n{number % 5}"}[field]
+    if isinstance(wanted, dict):
+        if "$in" in wanted:
+            return value in wanted["$in"]
+        return value > wanted["$gt"]
+    return value == wanted
