@@ -27,4 +27,28 @@ class JWTBearer(HttpBearer):
         return user
 
 
+class CITokenBearer(HttpBearer):
+    """A long-lived CI token (`rpt_...`, accounts.models.ApiToken). Listed only on the routes it is scoped to
+    (CI_AUTH: POST imports/junit, POST runs/bulk); anywhere else such a token is refused like any bad bearer.
+    Anything that is not a CI token is left to the next scheme (the JWT)."""
+
+    openapi_description = "Long-lived CI token (rpt_...) from your account page; results import and bulk runs only."
+
+    def authenticate(self, request: HttpRequest, token: str):
+        if tokens.ci_token_prefix(token) is None:
+            return None
+        services.token_failures_check(request=request)
+        try:
+            user, api_token = selectors.api_token_user(token=token)
+        except tokens.InvalidToken:
+            services.token_failure_record(request=request)
+            return None
+        services.api_token_used(token=api_token, request=request)
+        request.user = user
+        request.api_token = api_token
+        return user
+
+
 API_AUTH = [JWTBearer(), SessionAuth(csrf=True)]
+# The routes a CI token may call: the CI token first, then what every route accepts.
+CI_AUTH = [CITokenBearer(), *API_AUTH]

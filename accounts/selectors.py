@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 from bson import ObjectId
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import tokens
-from accounts.models import Role, TokenFamily, User
+from accounts.models import ApiToken, Role, TokenFamily, User
 
 
 def user_from_access_token(*, token: str) -> User:
@@ -51,3 +53,22 @@ def user_get(*, user_id: str) -> User | None:
 def admin_count_active() -> int:
     """How many active admins exist (the last one cannot be demoted or deactivated)."""
     return User.objects.filter(role=Role.ADMIN, is_active=True).count()
+
+
+def api_token_user(*, token: str) -> tuple[User, ApiToken]:
+    """The active reviewer (or admin) owning a live CI token, and the token; `tokens.InvalidToken` otherwise
+    (malformed, unknown, revoked, expired, its user deactivated or no longer allowed to import)."""
+    prefix = tokens.ci_token_prefix(token)
+    if prefix is None:
+        raise tokens.InvalidToken("not a CI token")
+    found = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    if found is None or not hmac.compare_digest(found.token_hash, tokens.ci_token_hash(token)):
+        raise tokens.InvalidToken("unknown")
+    if not found.is_active or not found.user.is_active or not found.user.has_role("reviewer"):
+        raise tokens.InvalidToken("revoked")
+    return found.user, found
+
+
+def api_token_list(*, user: User) -> QuerySet[ApiToken]:
+    """The user's CI tokens that were not revoked, newest first (never their secrets: only hashes are stored)."""
+    return ApiToken.objects.filter(user=user, revoked_at=None).order_by("-created_at")

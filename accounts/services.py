@@ -264,11 +264,30 @@ def api_logout(*, refresh_token: str, request: HttpRequest) -> None:
 # --- browser sessions ------------------------------------------------------------------------------------------
 
 
-def sessions_end_for_user(*, user: User, keep_session_key: str | None = None) -> int:
-    """End the user's browser sessions (all, or all but `keep_session_key`)."""
+# Why a browser session was ended by someone else, told to its browser on the next page (the login page).
+SESSION_END_REASONS = {
+    "role_change": "An administrator changed your role, so you were signed out. Please sign in again.",
+    "deactivated": "An administrator deactivated your account, so you were signed out.",
+}
+SESSION_END_NOTICE_SECONDS = 14 * 24 * 3600
+
+
+def session_end_notice_key(session_key: str) -> str:
+    """The cache key of an ended session's notice (the session key itself is hashed: it is a credential)."""
+    return "accounts:session-ended:" + hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def sessions_end_for_user(*, user: User, keep_session_key: str | None = None, reason: str = "") -> int:
+    """End the user's browser sessions (all, or all but `keep_session_key`). With a `reason` from
+    SESSION_END_REASONS, each ended browser is told why on its next request (see accounts.middleware)."""
     from allauth.usersessions.adapter import get_adapter as get_sessions_adapter
 
     to_end = [s for s in UserSession.objects.filter(user=user) if s.session_key != keep_session_key]
+    if reason in SESSION_END_REASONS and to_end:
+        cache.set_many(
+            {session_end_notice_key(session.session_key): reason for session in to_end},
+            timeout=SESSION_END_NOTICE_SECONDS,
+        )
     get_sessions_adapter().end_sessions(to_end)
     return len(to_end)
 
@@ -315,7 +334,7 @@ def user_change_role(*, actor: User, user: User, role: str, request: HttpRequest
     User.objects.filter(pk=user.pk).update(role=role, updated_at=timezone.now())
     user.role = role
     keep = request.session.session_key if request is not None and user.pk == actor.pk else None
-    sessions_end_for_user(user=user, keep_session_key=keep)
+    sessions_end_for_user(user=user, keep_session_key=keep, reason="role_change")
     token_families_revoke_for_user(user=user, reason="role_change")
     audit_record(
         action="user.role_change",
@@ -338,7 +357,7 @@ def user_set_active(*, actor: User, user: User, active: bool, request: HttpReque
     User.objects.filter(pk=user.pk).update(is_active=active, updated_at=timezone.now())
     user.is_active = active
     if not active:
-        sessions_end_for_user(user=user)
+        sessions_end_for_user(user=user, reason="deactivated")
         token_families_revoke_for_user(user=user, reason="deactivated")
     audit_record(
         action="user.activate" if active else "user.deactivate",
@@ -471,3 +490,70 @@ def api_password_reset_confirm(*, request: HttpRequest, uid: str, key: str, pass
         raise ValidationFailed(fields=_form_errors(form))
     form.save()
     finalize_password_reset(request, user)
+
+
+# --- CI tokens -------------------------------------------------------------------------------------------------
+
+API_TOKEN_NAME_MAX_LENGTH = 100
+API_TOKENS_PER_USER_MAX = 20
+
+
+def api_token_create(*, actor: User, name: str, user: User | None = None, request: HttpRequest | None = None):
+    """Create a long-lived CI token for `user` (default: the actor; another user only by an admin). Returns
+    (ApiToken, the token text): the text is shown once and never stored (only its SHA-256). The token may import
+    results and record runs in bulk, nothing else, and only while its user is an active reviewer or admin."""
+    from accounts.models import ApiToken
+    from accounts.permissions import require_role
+
+    owner = user or actor
+    require_role(actor, "admin" if owner.pk != actor.pk else "reviewer")
+    require_role(owner, "reviewer")
+    name = " ".join((name or "").split())
+    if not name or len(name) > API_TOKEN_NAME_MAX_LENGTH:
+        raise ValidationFailed(
+            "Name the token (where it is used, e.g. 'GitLab CI web').",
+            code="invalid_name",
+            fields={"name": [f"1 to {API_TOKEN_NAME_MAX_LENGTH} characters."]},
+        )
+    if ApiToken.objects.filter(user=owner, revoked_at=None).count() >= API_TOKENS_PER_USER_MAX:
+        raise Conflict(f"At most {API_TOKENS_PER_USER_MAX} tokens per user; revoke one first.", code="too_many_tokens")
+    prefix, text = tokens.ci_token_new()
+    token = ApiToken.objects.create(user=owner, name=name, prefix=prefix, token_hash=tokens.ci_token_hash(text))
+    audit_record(
+        action="auth.api_token_create",
+        actor=actor,
+        resource=f"api_token:{token.pk}",
+        request=request,
+        metadata={"name": name, "prefix": prefix, "user": str(owner.pk), "scope": token.scope},
+    )
+    return token, text
+
+
+def api_token_revoke(*, actor: User, token_id: str, request: HttpRequest | None = None) -> None:
+    """Revoke a CI token: its owner, or an admin. It stops working at once. Revoking twice is NotFound."""
+    from accounts.models import ApiToken
+
+    if not ObjectId.is_valid(str(token_id)):
+        raise NotFound("No such token.")
+    tokens_of = ApiToken.objects.filter(pk=ObjectId(str(token_id)), revoked_at=None)
+    if not actor.has_role("admin"):
+        tokens_of = tokens_of.filter(user=actor)
+    token = tokens_of.first()
+    if token is None or not tokens_of.update(revoked_at=timezone.now()):
+        raise NotFound("No such token.")
+    audit_record(
+        action="auth.api_token_revoke",
+        actor=actor,
+        resource=f"api_token:{token.pk}",
+        request=request,
+        metadata={"name": token.name, "prefix": token.prefix, "user": str(token.user_id)},
+    )
+
+
+def api_token_used(*, token, request: HttpRequest) -> None:
+    """Note when and from where a CI token was last used (at most once a minute: a single-document update)."""
+    from accounts.models import ApiToken
+
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=client_ip(request)[:45])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,3 +108,25 @@ def decode(token: str, *, typ: str) -> dict:
     if claims.get("typ") != typ:
         raise InvalidToken("wrong token type")
     return claims
+
+
+# --- long-lived CI tokens (accounts.models.ApiToken) ---------------------------------------------------------
+
+CI_TOKEN_PATTERN = re.compile(r"^rpt_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+
+
+def ci_token_new() -> tuple[str, str]:
+    """A new CI token: (public prefix, the whole token `rpt_<prefix>_<secret>`). The secret has 256 random bits."""
+    prefix = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(12))
+    return prefix, f"rpt_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def ci_token_hash(token: str) -> str:
+    """What the database keeps of a CI token (it is high-entropy: a plain SHA-256 is enough)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def ci_token_prefix(token: str) -> str | None:
+    """The prefix of a well-formed CI token, None for anything else (a JWT, garbage)."""
+    found = CI_TOKEN_PATTERN.match(token or "")
+    return found.group(1) if found else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router, Status
 
+from accounts.api_auth import CI_AUTH
 from accounts.permissions import require_role
 from imports import selectors, services
 from imports.schemas import ImportJobOut
-from imports.uploads import flag, request_length_check, uploaded_csv
+from imports.uploads import flag, junit_request_length_check, request_length_check, uploaded_csv
 from report_platform.errors import error_envelope
 
 router = Router(tags=["imports"])
@@ -59,9 +60,64 @@ def import_create(request: HttpRequest):
     return Status(202, body)
 
 
+_JUNIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "rc", "product"],
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "JUnit/xUnit XML report(s): plain, .gz, or a .zip of them (<= 20 MiB).",
+                        },
+                        "rc": {"type": "string", "description": "RC name; created (of the product) if absent."},
+                        "product": {"type": "string"},
+                        "owner": {"type": "string", "description": "Owner of cases the import creates."},
+                        "category": {"type": "string", "description": "Category of cases the import creates."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/imports/junit",
+    url_name="import_junit_create",
+    auth=CI_AUTH,
+    response={202: ImportJobOut, 400: dict, 409: dict, 413: dict, 503: dict},
+    summary="Upload JUnit/xUnit XML results into an RC (CI token accepted): job id + progress URL",
+    openapi_extra=_JUNIT_BODY,
+)
+def import_junit_create(request: HttpRequest):
+    require_role(request.user, "reviewer")
+    junit_request_length_check(request)
+    job = services.junit_import_create(
+        user=request.user,
+        uploads=request.FILES.getlist("file") + request.FILES.getlist("files"),
+        rc=request.POST.get("rc", ""),
+        product=request.POST.get("product", ""),
+        owner=request.POST.get("owner", ""),
+        category=request.POST.get("category", ""),
+        via_token=getattr(request, "api_token", None),
+        request=request,
+    )
+    body = ImportJobOut.from_job(job)
+    if job.status == job.Status.INVALID:
+        first = job.errors[0] if job.errors else {"code": "import_invalid", "message": "The report is not valid."}
+        envelope = error_envelope(code=first["code"], message=first["message"], extra={"job": body.dict()})
+        return Status(400, envelope)
+    return Status(202, body)
+
+
 @router.get("/imports/{job_id}", url_name="import_get", response=ImportJobOut, summary="Import progress and result")
 def import_get(request: HttpRequest, job_id: str):
-    return ImportJobOut.from_job(selectors.import_job_get_for_user(user=request.user, job_id=job_id))
+    return ImportJobOut.from_job(selectors.import_job_get_for_user(user=request.user, job_id=job_id, read_only=True))
 
 
 @router.post("/imports/{job_id}/confirm", url_name="import_confirm", response={202: ImportJobOut})

@@ -24,6 +24,10 @@ from releases import bulk
 
 COLLECTION = "importJournal"
 _ATTEMPT_SPAN = 10_000_000
+# An RC or suite the job created may since carry another job's runs or cases (two CI jobs uploading into the same
+# new RC): undo keeps such a document. The job's own references are undone before (newest first), so in a
+# database nobody else wrote to the restore is still exact.
+_REFERENCED_BY = {bulk.RELEASE_CANDIDATES: (bulk.RUNS, "release_candidate_id"), bulk.SUITES: (bulk.CASES, "suite_id")}
 
 
 class UndoJournal:
@@ -83,6 +87,15 @@ def journal_release_candidate_ids(job_id) -> set[ObjectId]:
     return found
 
 
+def _unreferenced(collection: str, ids: list[ObjectId], *, session) -> list[ObjectId]:
+    """The inserted ids that no document of another job refers to now (all of them outside RCs and suites)."""
+    if collection not in _REFERENCED_BY:
+        return ids
+    target, field = _REFERENCED_BY[collection]
+    documents = connection.database[target]
+    return [found for found in ids if documents.find_one({field: found}, {"_id": 1}, session=session) is None]
+
+
 def journal_undo(job_id, *, token: int | None = None) -> set[ObjectId]:
     """Restore every document the job changed, newest change first, each entry undone and deleted in one
     transaction; with `token`, fenced by it (LeaseLost when superseded). Returns the ids of the RCs touched,
@@ -102,7 +115,8 @@ def journal_undo(job_id, *, token: int | None = None) -> set[ObjectId]:
                     return
                 rc_ids = _entry_release_candidate_ids(entry)
                 if entry["op"] == "insert":
-                    bulk.documents_restore(entry["collection"], inserted_ids=entry["ids"], session=session)
+                    inserted = _unreferenced(entry["collection"], entry["ids"], session=session)
+                    bulk.documents_restore(entry["collection"], inserted_ids=inserted, session=session)
                 else:
                     bulk.documents_restore(entry["collection"], documents=entry["documents"], session=session)
                 entries.delete_one({"_id": entry_id}, session=session)

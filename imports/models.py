@@ -26,7 +26,16 @@ class ImportJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Kind(models.TextChoices):
+        CSV = "csv", "CSV"
+        JUNIT = "junit", "JUnit / xUnit XML"
+
     TERMINAL = (Status.INVALID, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CSV)
+    # JUnit: the upload's target and defaults {"rc", "product", "owner", "category", "uploaded_at", "files"}, and
+    # "shared_with": ids of reviewers whose upload of the same report was answered with this job (they may view it).
+    options = models.JSONField(default=dict, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     filename = models.CharField(max_length=120)

@@ -20,6 +20,7 @@ class ImportErrorOut(Schema):
 
 class ImportJobOut(Schema):
     id: str
+    kind: str
     status: str
     filename: str
     dry_run: bool
@@ -46,6 +47,7 @@ class ImportJobOut(Schema):
     def from_job(job: ImportJob) -> ImportJobOut:
         return ImportJobOut(
             id=str(job.pk),
+            kind=job.kind,
             status=job.status,
             filename=job.filename,
             dry_run=job.dry_run,

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import Binary, ObjectId
@@ -37,11 +37,11 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from accounts.models import User
 from accounts.permissions import require_role
 from audit.services import audit_record
-from imports import csvformat, journal, leases
+from imports import csvformat, journal, junit, leases
 from imports.metrics import import_failures_total, import_rows_total
 from imports.models import ImportJob
 from imports.selectors import import_job_get_for_user
-from releases import bulk
+from releases import bulk, rules, store
 from releases import selectors as release_selectors
 from releases.models import ReleaseCandidate
 from report_platform import interactive
@@ -103,13 +103,18 @@ def _audit(job: ImportJob, *, outcome: str, request: HttpRequest | None = None) 
     cancelled_by = (job.result or {}).get("cancelled_by")
     if cancelled_by and ObjectId.is_valid(cancelled_by):
         actor = User.objects.filter(pk=ObjectId(cancelled_by)).first() or actor
+    target = {}
+    if job.kind == job.Kind.JUNIT:  # "ci_prefix": the public prefix of the CI token used (a *_token key is redacted)
+        target = {"rc": job.options.get("rc", ""), "product": job.options.get("product", "")}
+        target["ci_prefix"] = job.options.get("via_token", "")
     audit_record(
-        action="import.csv",
+        action=f"import.{job.kind}",
         actor=actor,
         resource=f"import:{job.pk}",
         outcome=outcome,
         request=request,
         metadata={
+            **target,
             "status": job.status,
             "filename": job.filename,
             "sha256": job.file_sha256,
@@ -173,15 +178,21 @@ def import_job_create(*, user, upload: UploadedFile, dry_run: bool, request: Htt
         preview_rows=settings.CSV_PREVIEW_ROWS,
     )
     if report.executed_by:
+        # Every row naming an unknown user is told so, beside that row's other problems.
         known = _users_by_email(report.executed_by)
-        for email, row in report.executed_by.items():
+        for email, rows in report.executed_by.items():
             if email not in known:
-                report.add(
-                    csvformat.row_error(
-                        "unknown_user", f"No user has the e-mail {email[:80]!r}.", row=row, column="executed_by"
-                    ),
-                    keep=settings.CSV_MAX_ERRORS_KEPT,
-                )
+                for row in rows:
+                    report.add(
+                        csvformat.row_error(
+                            "unknown_user",
+                            f"No user has the e-mail {email[:80]!r}.",
+                            row=row,
+                            column=report.executed_by_column,
+                        ),
+                        keep=settings.CSV_MAX_ERRORS_KEPT,
+                    )
+    _release_candidate_products_check(report)
     job.delimiter = report.delimiter
     job.mapping = report.mapping
     job.preview = report.preview
@@ -201,6 +212,34 @@ def import_job_create(*, user, upload: UploadedFile, dry_run: bool, request: Htt
     elif not dry_run:
         job = import_job_confirm(user=user, job_id=str(job.pk), request=request)
     return job
+
+
+def _release_candidate_products_check(report: csvformat.ValidationReport) -> None:
+    """An RC belongs to one product: a file whose rows name one RC under several products, or an existing RC of
+    another product, is refused at the first such row (code "rc_product_mismatch"). RCs the file creates get the
+    product of their rows (releases/bulk.py)."""
+    if not report.release_candidate_products:
+        return
+    existing = {
+        rc.name: rc.product
+        for rc in ReleaseCandidate.objects.filter(name__in=list(report.release_candidate_products)).only(
+            "name", "product"
+        )
+    }
+    for name, rows_by_product in report.release_candidate_products.items():
+        stored = existing.get(name)
+        allowed = stored if stored else next(iter(rows_by_product))
+        for product, row in rows_by_product.items():
+            if product != allowed:
+                report.add(
+                    csvformat.row_error(
+                        "rc_product_mismatch",
+                        f"RC {name[:64]!r} belongs to {allowed[:120]!r}; this row's suite is of {product[:120]!r}.",
+                        row=row,
+                        column="rc",
+                    ),
+                    keep=settings.CSV_MAX_ERRORS_KEPT,
+                )
 
 
 def import_job_enqueue(job_id) -> None:
@@ -341,8 +380,8 @@ def _rollback(job_id, *, owner: str, token: int) -> ImportJob | None:
         if leases.fence_take(job_id, token) is None:
             return None
         release_candidate_ids = journal.journal_undo(job_id, token=token)
-        if release_candidate_ids:
-            summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+        # Always: the file may have added or changed cases (coverage counts) without naming any RC.
+        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids or ()))
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None or job.status != Status.ROLLING_BACK or job.lease_token != token:
         return None
@@ -403,6 +442,18 @@ def _file_digest(job_id) -> str:
     return digest.hexdigest()
 
 
+def _job_records(job: ImportJob) -> Iterator[Any]:
+    """The rows of a job's stored file, in file order, as the bulk writer takes them."""
+    if job.kind == ImportJob.Kind.JUNIT:
+        return junit.iter_records(
+            _stored_files(job),
+            upload=_junit_upload(job),
+            expanded_limit=settings.JUNIT_MAX_EXPANDED_BYTES,
+            max_files=settings.JUNIT_MAX_FILES,
+        )
+    return csvformat.iter_records(lambda: chunks_open(job.pk))
+
+
 class _Progress:
     """Rows per second of what this attempt actually committed, exponentially smoothed, and the ETA from it."""
 
@@ -454,7 +505,11 @@ def _batch_write(
                 state.counts = dict(fence["counts"])
                 return state
             # What the aborted batch put in the caches never reached the database: start them afresh.
-            state = bulk.BulkState(actor_id=state.actor_id, counts=dict(fence.get("counts") or state.counts))
+            state = bulk.BulkState(
+                actor_id=state.actor_id,
+                update_existing_cases=state.update_existing_cases,
+                counts=dict(fence.get("counts") or state.counts),
+            )
             time.sleep(min(0.1 * 2**attempt, 2.0))
     raise AssertionError("unreachable")
 
@@ -464,14 +519,30 @@ def _pace(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def _junit_target_recheck(job: ImportJob) -> None:
+    """The RC a queued JUnit job targets may have been created since the upload: it must still be of the job's
+    product (else the job fails with `rc_product_mismatch` and writes nothing)."""
+    rc, product = job.options.get("rc", ""), job.options.get("product", "")
+    existing = ReleaseCandidate.objects.filter(name=rc).only("product").first()
+    if existing is not None and existing.product != product:
+        raise junit.JunitFileError(
+            "rc_product_mismatch",
+            f"The release candidate {rc[:64]!r} now belongs to another product ({existing.product[:120] or 'none'}); "
+            "nothing was written.",
+        )
+
+
 def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any], heartbeat: leases.Heartbeat):
     from releases.services import summaries_rebuild
 
+    if job.kind == ImportJob.Kind.JUNIT:
+        _junit_target_recheck(job)
     counts = fence.get("counts") or {}
-    state = bulk.BulkState(actor_id=job.created_by_id)
+    state = bulk.BulkState(actor_id=job.created_by_id, update_existing_cases=job.kind != ImportJob.Kind.JUNIT)
     state.counts.update(counts)
     batch_rows = max(1, settings.CSV_IMPORT_BATCH_ROWS)
     pace = max(settings.CSV_IMPORT_PACE_FRACTION, 0.0)
+    limit = batch_rows  # the size of the next batch: smaller while people are using the product
     done = skip = int(fence.get("rows_done") or 0)  # rows committed by earlier attempts: resume after them
     progress = _Progress()
     # One journal per attempt: its `seq` grows across the batches (and past the committed attempts' entries).
@@ -479,7 +550,7 @@ def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any]
     batch: list[csvformat.Record] = []
 
     def flush() -> None:
-        nonlocal done, state
+        nonlocal done, state, limit
         if heartbeat.lost.is_set():
             raise LeaseLost()
         started = time.monotonic()
@@ -491,8 +562,11 @@ def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any]
         written = time.monotonic() - started
         # Pacing: the stand-in (and a busy server) serves interactive requests while the import waits; with
         # nobody using the product the import does not wait.
-        if pace and interactive.recently(settings.CSV_IMPORT_PACE_WINDOW_SECONDS):
+        if pace and not job.options.get("inline") and interactive.recently(settings.CSV_IMPORT_PACE_WINDOW_SECONDS):
             _pace(min(written * pace, settings.CSV_IMPORT_PACE_MAX_SECONDS))
+            limit = max(1, min(batch_rows, settings.CSV_IMPORT_BATCH_ROWS_INTERACTIVE))
+        else:
+            limit = batch_rows
         rate = progress.add(len(batch), time.monotonic() - started)
         batch.clear()
         shown = ImportJob.objects.filter(pk=job.pk, lease_token=token, status=Status.RUNNING).update(
@@ -504,11 +578,11 @@ def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any]
         if not shown:
             raise LeaseLost()
 
-    for index, record in enumerate(csvformat.iter_records(lambda: chunks_open(job.pk))):
+    for index, record in enumerate(_job_records(job)):
         if index < skip:
             continue
         batch.append(record)
-        if len(batch) >= batch_rows:
+        if len(batch) >= limit:
             flush()
     if batch:
         flush()
@@ -516,8 +590,8 @@ def _job_write(job: ImportJob, *, worker: str, token: int, fence: dict[str, Any]
     if heartbeat.lost.is_set():
         raise LeaseLost()
     release_candidate_ids = journal.journal_release_candidate_ids(job.pk)
-    if release_candidate_ids:
-        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+    # Always: the file may have added or changed cases (coverage counts) without naming any RC.
+    summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids or ()))
     finished = _job_end(
         job.pk,
         token=token,
@@ -592,7 +666,7 @@ def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
             message=f"The import was attempted {job.attempts - 1} times without finishing; nothing was written.",
         )
         return ProcessOutcome()
-    if _file_digest(job.pk) != job.file_sha256:
+    if _file_digest(job.pk) != job.options.get("content_sha256", job.file_sha256):
         _job_fail(job, token=token, code="file_corrupt", message="The stored file no longer matches its upload.")
         return ProcessOutcome()
     fence = leases.fence_take(job.pk, token)
@@ -609,6 +683,9 @@ def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
         logger.warning("import job %s: lease lost (cancelled or taken over); this worker stops", job.pk)
     except csvformat.CsvFileError as error:
         _job_fail(job, token=token, code=error.code, message=f"Row {error.row}: {error.message}; nothing was written.")
+    except junit.JunitFileError as error:
+        where = f"{error.file} line {error.line}: " if error.line else ""
+        _job_fail(job, token=token, code=error.code, message=f"{where}{error.message}"[:1900])
     except Exception as error:
         # Unknown failure (database hiccup, bug): undo now; retry until the attempts run out.
         logger.exception("import job %s failed on attempt %s", job.pk, job.attempts)
@@ -626,8 +703,8 @@ def import_job_process(*, job_id: str, worker: str) -> ProcessOutcome:
             release_candidate_ids = journal.journal_undo(job.pk, token=token)
         except LeaseLost:
             return ProcessOutcome()
-        if release_candidate_ids:
-            summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+        # Always: the file may have added or changed cases (coverage counts) without naming any RC.
+        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids or ()))
         leases.fence_drop(job.pk)
         ImportJob.objects.filter(pk=job.pk, lease_token=token, status=Status.RUNNING).update(
             status=Status.QUEUED, lease_owner="", lease_expires_at=None, processed=0, eta_seconds=None, rate=0.0
@@ -698,8 +775,8 @@ def _undo(job: ImportJob) -> None:
     from releases.services import summaries_rebuild
 
     release_candidate_ids = journal.journal_undo(job.pk)
-    if release_candidate_ids:
-        summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids))
+    # Always: the file may have added or changed cases (coverage counts) without naming any RC.
+    summaries_rebuild(release_candidate_ids=sorted(release_candidate_ids or ()))
 
 
 def _enqueue_quietly(job_id) -> None:
@@ -708,6 +785,190 @@ def _enqueue_quietly(job_id) -> None:
     except (OperationalError, ConnectionError, OSError) as error:
         # The job stays queued; the next sweep enqueues it again.
         logger.warning("import job %s could not be re-enqueued: %s", job_id, error)
+
+
+# --- JUnit / xUnit reports -------------------------------------------------------------------------------------
+
+
+def _stored_files(job: ImportJob) -> list[tuple[str, Any]]:
+    """The files of an upload, stored one after the other in the job's chunks: (name, opener) each."""
+    files, start = [], 0
+    for item in job.options.get("files") or [{"name": job.filename, "size": job.file_size}]:
+        size = int(item["size"])
+        files.append(
+            (item["name"], lambda start=start, size=size: junit.ByteStream(chunks_open(job.pk), start=start, size=size))
+        )
+        start += size
+    return files
+
+
+def _junit_upload(job: ImportJob) -> junit.Upload:
+    options = job.options
+    return junit.Upload(
+        product=options["product"],
+        rc=options["rc"],
+        owner=options["owner"],
+        category=options["category"],
+        uploaded_at=datetime.fromisoformat(options["uploaded_at"]),
+        executed_by=job.created_by.email.lower() if job.created_by is not None else "",
+        failure_text_bytes=settings.JUNIT_FAILURE_TEXT_MAX_BYTES,
+    )
+
+
+def _junit_defaults(product: str) -> dict[str, str]:
+    defaults = settings.JUNIT_CASE_DEFAULTS
+    return {**defaults.get("*", {}), **defaults.get(product, {})}
+
+
+def _junit_target(*, user, rc: str, product: str, owner: str, category: str, request) -> dict[str, Any]:
+    """The upload's fields checked against the rule table; the RC must be absent or of `product`."""
+    product, rc = (product or "").strip(), (rc or "").strip()
+    problems: dict[str, list[str]] = {}
+    if not product:
+        problems["product"] = ["This field is required."]
+    if not rc:
+        problems["rc"] = ["This field is required."]
+    if problems:
+        raise ValidationFailed("Give the product and the release candidate.", code="field_required", fields=problems)
+    defaults = _junit_defaults(product)
+    owner = (owner or "").strip() or defaults.get("owner", "ci")
+    category = (category or "").strip() or defaults.get("category", "automated")
+    rules.check_values(
+        {"rc": rc, "product": product, "owner": owner, "category": category},
+        text={"rc": rules.RC_NAME, "product": rules.PRODUCT, "owner": rules.OWNER, "category": rules.CATEGORY},
+    )
+    existing = ReleaseCandidate.objects.filter(name=rc).first()
+    if existing is not None and existing.product != product:
+        raise Conflict(
+            f"The release candidate {rc!r} belongs to another product ({existing.product or 'none'}).",
+            code="rc_product_mismatch",
+            fields={"rc": [f"This RC is of product {existing.product or '(none)'}, not {product}."]},
+        )
+    return {"rc": rc, "product": product, "owner": owner, "category": category}
+
+
+def _junit_job_share(job: ImportJob, *, user) -> ImportJob:
+    """Let `user`, who uploaded the same report for the same RC again, follow the earlier job (read only: its page
+    and progress, not confirm or cancel; imports/selectors.py)."""
+    connection.database[ImportJob._meta.db_table].update_one(
+        {"_id": job.pk}, {"$addToSet": {"options.shared_with": str(user.pk)}}
+    )
+    job.refresh_from_db()
+    return job
+
+
+def junit_import_create(
+    *,
+    user,
+    uploads: list[UploadedFile],
+    rc: str,
+    product: str,
+    owner: str = "",
+    category: str = "",
+    via_token=None,
+    request: HttpRequest | None = None,
+) -> ImportJob:
+    """Import JUnit / xUnit XML reports (plain, gzip, zip; one or several files) into the runs of RC `rc` of
+    `product` as one import job (kind "junit"), through the same batches, journal, lease and fence as CSV imports.
+
+    The upload is read completely first (imports/junit.py; nothing is written): an unreadable or hostile report
+    ends the job `invalid` with a coded error (its file and line). A valid one is queued, or processed at once when
+    it holds at most JUNIT_INLINE_MAX_TESTCASES testcases. The RC is created (of `product`) if absent, by the
+    job's first batch and undone with the rest if the job fails or is cancelled; an RC of another product is
+    refused (`rc_product_mismatch`), at upload and again when the job runs. Uploading the same files for the same
+    RC and product as a job that is waiting, running or succeeded returns that job, whoever uploaded it: nothing
+    changes (another reviewer may then follow that job, read only). One audit event "import.junit" per job at its
+    end."""
+    require_role(user, "reviewer")
+    if not uploads:
+        raise ValidationFailed(
+            "Choose a JUnit XML report to upload.", code="file_missing", fields={"file": ["A file is required."]}
+        )
+    limit = settings.JUNIT_MAX_UPLOAD_BYTES
+    if sum(upload.size or 0 for upload in uploads) > limit or len(uploads) > settings.JUNIT_MAX_FILES:
+        import_failures_total.labels(code="file_too_large").inc()
+        raise PayloadTooLarge(
+            f"The upload is larger than the limit of {limit // (1024 * 1024)} MiB or {settings.JUNIT_MAX_FILES} files.",
+            code="file_too_large",
+        )
+    target = _junit_target(user=user, rc=rc, product=product, owner=owner, category=category, request=request)
+    names = [filename_clean(upload.name or "report.xml") for upload in uploads]
+    shown = names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} more)"
+    job = ImportJob.objects.create(
+        created_by=user,
+        kind=ImportJob.Kind.JUNIT,
+        filename=shown[:120],
+        file_size=sum(upload.size or 0 for upload in uploads),
+        has_runs=True,
+        options={
+            **target,
+            "uploaded_at": store.to_millis(timezone.now()).isoformat(),
+            "via_token": via_token.prefix if via_token is not None else "",
+            "files": [{"name": name, "size": upload.size or 0} for name, upload in zip(names, uploads, strict=True)],
+        },
+    )
+
+    def pieces() -> Iterator[bytes]:
+        for upload in uploads:
+            upload.seek(0)
+            yield from upload.chunks(CHUNK_BYTES)
+
+    digest = _chunks_store(job, pieces())
+    # The digest covers the target too: the same report for another RC is another import.
+    job.file_sha256 = hashlib.sha256(f"{digest}|{target['product']}|{target['rc']}".encode()).hexdigest()
+    job.options["content_sha256"] = digest
+    duplicate = (
+        ImportJob.objects.filter(
+            kind=ImportJob.Kind.JUNIT,
+            file_sha256=job.file_sha256,
+            status__in=[Status.QUEUED, Status.RUNNING, Status.SUCCEEDED],
+        )
+        .exclude(pk=job.pk)
+        .first()
+    )
+    if duplicate is not None:  # whoever uploaded it first: the same report for the same RC changes nothing
+        _chunks_delete(job.pk)
+        job.delete()
+        if duplicate.created_by_id != user.pk and not user.has_role("admin"):
+            duplicate = _junit_job_share(duplicate, user=user)
+        return duplicate
+    report = junit.validate(
+        _stored_files(job),
+        upload=_junit_upload(job),
+        expanded_limit=settings.JUNIT_MAX_EXPANDED_BYTES,
+        max_files=settings.JUNIT_MAX_FILES,
+        max_testcases=settings.JUNIT_MAX_TESTCASES,
+        preview_rows=settings.CSV_PREVIEW_ROWS,
+    )
+    job.total = report.total
+    job.errors = report.errors
+    job.error_count = len(report.errors)
+    job.preview = report.preview
+    job.mapping = [{"column": name, "field": name} for name in ("suite", "key", "status", "failure_signature")]
+    job.result = {"statuses": report.statuses, "files": report.files}
+    if report.errors:
+        job.status = Status.INVALID
+        job.finished_at = timezone.now()
+        for code in {error["code"] for error in report.errors}:
+            import_failures_total.labels(code=code).inc()
+        _chunks_delete(job.pk)
+        job.save()
+        _audit(job, outcome="failure", request=request)
+        return job
+    # A missing RC is not created here: the first batch creates it (releases/bulk.py) in its fenced transaction,
+    # journaled like the suites and cases, so a job that fails or is cancelled leaves no RC behind.
+    inline = report.total <= settings.JUNIT_INLINE_MAX_TESTCASES
+    job.options = {**job.options, "inline": inline}
+    job.status = Status.PREVIEWED
+    job.save()
+    if not inline:
+        return import_job_confirm(user=user, job_id=str(job.pk), request=request)
+    ImportJob.objects.filter(pk=job.pk, status=Status.PREVIEWED).update(status=Status.QUEUED, queued_at=timezone.now())
+    outcome = import_job_process(job_id=str(job.pk), worker=f"inline:{uuid.uuid4().hex}")
+    if outcome.retry_in is not None:  # a transient failure: the workers finish it
+        _enqueue_quietly(job.pk)
+    job.refresh_from_db()
+    return job
 
 
 # --- exports ---------------------------------------------------------------------------------------------------

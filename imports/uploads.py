@@ -46,3 +46,18 @@ def uploaded_csv(request: HttpRequest, field: str = "file") -> UploadedFile:
 
 def flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def junit_request_length_check(request: HttpRequest) -> None:
+    """Refuse a JUnit upload body over JUNIT_MAX_UPLOAD_BYTES without reading it."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.JUNIT_MAX_UPLOAD_BYTES
+    if length > limit + MULTIPART_OVERHEAD_BYTES:
+        import_failures_total.labels(code="file_too_large").inc()
+        raise PayloadTooLarge(
+            f"The upload is larger than the limit of {limit // (1024 * 1024)} MiB ({limit} bytes).",
+            code="file_too_large",
+        )

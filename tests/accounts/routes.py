@@ -49,6 +49,8 @@ ROUTES = {
     "accounts:security": {"GET": VIEWER},
     "accounts:session_end": {"POST": VIEWER},
     "accounts:token_family_end": {"POST": VIEWER},
+    "accounts:api_token_create": {"POST": REVIEWER},
+    "accounts:api_token_revoke": {"POST": REVIEWER},
     "accounts:user_list": {"GET": ADMIN},
     "accounts:user_role": {"POST": ADMIN},
     "accounts:user_active": {"POST": ADMIN},
