@@ -65,6 +65,7 @@ def report_create(request: HttpRequest, payload: ReportIn):
         release_candidate=payload.release_candidate,
         suite=payload.suite,
         baseline=payload.baseline,
+        edition=payload.edition,
         request=request,
     )
     return Status(

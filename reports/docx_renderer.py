@@ -17,15 +17,35 @@ from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 
 from reports.charts import category_png, trend_png
-from reports.content import STATUS_LABELS, CaseRow, ReportContent, mantis_text, percent
+from reports.content import (
+    KPI_HEADER,
+    SHORT_RISKS,
+    STATUS_LABELS,
+    CaseRow,
+    ReportContent,
+    cover_line,
+    executive_lines,
+    kpi_values,
+    mantis_text,
+    percent,
+)
 
 # XML 1.0 forbids most control characters; a case title containing one must not break the document.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 VERDICT_COLORS = {"GO": RGBColor(0x1A, 0x7F, 0x37), "NO-GO": RGBColor(0xC6, 0x28, 0x28)}
 
 
+# Inside a table cell Word breaks a word wider than the column at any letter; a zero-width space after @ and . (an
+# e-mail, a host name) gives it a better place, so "bob@demo.local" wraps as "bob@" / "demo.local".
+_BREAK_AFTER = re.compile(r"(?<=[@.])(?=[^\s\d])")
+
+
 def _clean(value: object) -> str:
     return _XML_ILLEGAL.sub("\ufffd", str(value))
+
+
+def _cell_text(value: object) -> str:
+    return _BREAK_AFTER.sub("\u200b", _clean(value))
 
 
 def _cell_value(row: dict, key: str) -> str:
@@ -83,7 +103,7 @@ def _append_rows(table, rows: Sequence[Sequence[str]], widths_cm: Sequence[float
                 run = OxmlElement("w:r")
                 text = OxmlElement("w:t")
                 text.set(qn("xml:space"), "preserve")
-                text.text = _clean(value)
+                text.text = _cell_text(value)
                 run.append(text)
                 paragraph.append(run)
             tc.append(paragraph)
@@ -115,7 +135,10 @@ def _breakdown(document, label: str, rows: Sequence[dict]) -> None:
     values = [
         (
             str(row.get("name", "")),
+            str(row.get("in_scope", 0)),
             str(row.get("total", 0)),
+            str(row.get("not_run", 0)),
+            percent(row.get("coverage")),
             str(row.get("pass", 0)),
             str(row.get("fail", 0)),
             str(row.get("pending", 0)),
@@ -123,7 +146,8 @@ def _breakdown(document, label: str, rows: Sequence[dict]) -> None:
         )
         for row in rows
     ]
-    _table(document, [label, "Cases", "Pass", "Fail", "Pending", "Pass rate"], values, [6.5, 2, 2, 2, 2, 2.5])
+    header = [label, "In scope", "Executed", "Not run", "Coverage", "Pass", "Fail", "Pending", "Pass rate"]
+    _table(document, header, values, [4.2] + [1.6] * 8)
 
 
 def _case_rows(cases: Sequence[CaseRow], with_suite: bool) -> list[tuple[str, ...]]:
@@ -164,6 +188,7 @@ def render_docx(content: ReportContent, out: BinaryIO) -> None:
     document.add_heading("Release quality report", level=0)
     document.add_paragraph(_clean(f"Release candidate {content.release_candidate}"))
     document.add_paragraph(_clean(f"Scope: {content.scope}"))
+    document.add_paragraph(_clean(content.edition_label))
     if content.baseline:
         document.add_paragraph(_clean(f"Compared with {content.baseline}"))
     verdict = str(gate.get("verdict", "n/a"))
@@ -173,25 +198,15 @@ def render_docx(content: ReportContent, out: BinaryIO) -> None:
     if verdict in VERDICT_COLORS:
         verdict_run.font.color.rgb = VERDICT_COLORS[verdict]
     document.add_paragraph(_clean(f"Generated {content.generated_at:%Y-%m-%d %H:%M} UTC by {content.generated_by}"))
-    document.add_paragraph(f"{totals.get('total', 0)} cases · pass rate {percent(totals.get('pass_rate'))}")
+    document.add_paragraph(_clean(cover_line(totals)))
     document.add_paragraph(_clean(content.ai_statement)).runs[0].italic = True
     document.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
 
     # 1. Executive summary
     document.add_heading("1. Executive summary", level=1)
-    _table(
-        document,
-        ["Cases", "Pass", "Fail", "Pending", "Pass rate"],
-        [
-            (
-                str(totals.get("total", 0)),
-                str(totals.get("pass", 0)),
-                str(totals.get("fail", 0)),
-                str(totals.get("pending", 0)),
-                percent(totals.get("pass_rate")),
-            )
-        ],
-    )
+    _table(document, KPI_HEADER, [kpi_values(totals)])
+    lines = executive_lines(content)
+    short = content.edition == "short"
     document.add_paragraph().add_run(_clean(f"Release gate: {verdict}")).bold = True
     for reason in gate.get("reasons", []):
         document.add_paragraph(_clean(reason), style="List Bullet")
@@ -199,12 +214,21 @@ def render_docx(content: ReportContent, out: BinaryIO) -> None:
     for paragraph in str(narrative.get("summary", "")).split("\n\n"):
         if paragraph.strip():
             document.add_paragraph(_clean(paragraph.strip()))
-    document.add_heading("Risks", level=2)
-    for risk in narrative.get("risks") or ["No specific risks identified from the figures."]:
+    document.add_heading("Changes since the baseline", level=2)
+    for key in ("delta", "new_failures", "fixed"):
+        document.add_paragraph(_clean(lines[key]))
+    document.add_heading("Top risks" if short else "Risks", level=2)
+    risks = list(narrative.get("risks") or [])
+    for risk in risks[:SHORT_RISKS] if short else risks:
         document.add_paragraph(_clean(risk), style="List Bullet")
+    if short and len(risks) > SHORT_RISKS:
+        document.add_paragraph(f"{len(risks) - SHORT_RISKS} more in the full edition.")
     document.add_heading("Recommendation", level=2)
     document.add_paragraph(_clean(narrative.get("recommendation", "")))
     document.add_paragraph(_clean(content.ai_statement)).runs[0].italic = True
+    if short:
+        document.save(out)
+        return
 
     # 2. Charts
     document.add_heading("2. Charts", level=1)

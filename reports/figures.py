@@ -46,8 +46,9 @@ def _flaky_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trend(*, release_candidate: ReleaseCandidate, suite: TestSuite | None) -> list[dict[str, Any]]:
-    """Pass rate of the RCs up to and including this one (the newest TREND_LIMIT of them), oldest first."""
-    points = release_selectors.pass_rate_trend(suite=suite, limit=100)
+    """Pass rate of the product's RCs up to and including this one (the newest TREND_LIMIT of them), oldest
+    first."""
+    points = release_selectors.pass_rate_trend(product=release_candidate.product, suite=suite, limit=100)
     points = [point for point in points if point["sequence"] <= release_candidate.sequence][-TREND_LIMIT:]
     return [{"name": p["release_candidate"], "pass_rate": p["pass_rate"], "total": p["total"]} for p in points]
 
@@ -74,8 +75,9 @@ def appendix_rows(*, release_candidate: ReleaseCandidate, suite: TestSuite | Non
 def figures_compute(
     *, release_candidate: ReleaseCandidate, suite: TestSuite | None = None, baseline: ReleaseCandidate | None = None
 ) -> Figures:
-    """All figures of a report for an RC and a suite (None = all suites), compared with `baseline` (None = the
-    previous RC). The headline is JSON-safe and stored on the report; `cases` feeds the appendix."""
+    """All figures of a report for an RC and a suite (None = all suites of the RC's product), compared with
+    `baseline` (None = the product's previous RC). The headline is JSON-safe and stored on the report; `cases`
+    feeds the appendix: every live case of the same scope, so its row count is the headline's "in_scope"."""
     quality = release_selectors.quality_summary(release_candidate=release_candidate, suite=suite)
     delta = release_selectors.rc_delta(release_candidate=release_candidate, baseline=baseline, suite=suite)
     flaky = release_selectors.flaky_cases(release_candidate=release_candidate, window=FLAKY_WINDOW, suite=suite)
@@ -83,6 +85,7 @@ def figures_compute(
     delta_lists = ("new_failures", "fixed", "still_failing", "newly_not_run")
     headline = {
         "release_candidate": release_candidate.name,
+        "product": release_candidate.product,
         "suite": suite.name if suite is not None else None,
         "totals": quality["totals"],
         "by_category": quality["by_category"],
@@ -99,6 +102,9 @@ def figures_compute(
             "verdict": gate["verdict"],
             "reasons": list(gate["reasons"]),
             "thresholds": gate.get("thresholds", {}),
+            "coverage": gate.get("coverage"),
+            "new_p1_failures": list(gate.get("new_p1_failures", [])),
+            "not_run_p1": list(gate.get("not_run_p1", [])),
         },
         "mantis_open": release_selectors.open_mantis_ids(release_candidate=release_candidate, suite=suite),
     }

@@ -5,27 +5,41 @@ from __future__ import annotations
 from django import forms
 
 from releases.models import ReleaseCandidate, TestSuite
-from reports.models import ReportStatus
+from reports.models import ReportEdition, ReportStatus
 
 
-def _rc_choices(blank: str) -> list[tuple[str, str]]:
-    return [("", blank)] + [(str(rc.pk), rc.name) for rc in ReleaseCandidate.objects.order_by("-sequence")]
+def _rc_choices(blank: str, product: str | None = None) -> list[tuple[str, str]]:
+    rcs = ReleaseCandidate.objects.order_by("-sequence")
+    if product is not None:
+        rcs = rcs.filter(product=product)
+    return [("", blank)] + [(str(rc.pk), rc.name) for rc in rcs]
 
 
-def _suite_choices(first: tuple[str, str]) -> list[tuple[str, str]]:
-    return [first] + [(str(suite.pk), str(suite)) for suite in TestSuite.objects.order_by("product", "name")]
+def _suite_choices(first: tuple[str, str], product: str | None = None) -> list[tuple[str, str]]:
+    suites = TestSuite.objects.order_by("product", "name")
+    if product is not None:
+        suites = suites.filter(product=product)
+    return [first] + [(str(suite.pk), str(suite)) for suite in suites]
 
 
 class ReportForm(forms.Form):
+    """A report of one product: its RCs, its suites, a baseline among its RCs (`product` None: every product's,
+    the service refuses a mixed choice)."""
+
     release_candidate = forms.ChoiceField(label="Release candidate")
     suite = forms.ChoiceField(label="Suite", required=False)
     baseline = forms.ChoiceField(label="Compare with", required=False)
+    edition = forms.ChoiceField(
+        label="Edition", choices=ReportEdition.choices, initial=ReportEdition.SHORT, required=False
+    )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, product: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["release_candidate"].choices = _rc_choices("Choose a release candidate")
-        self.fields["suite"].choices = _suite_choices(("all", "All suites"))
-        self.fields["baseline"].choices = _rc_choices("The previous release candidate")
+        # A form posted from another product's page still validates: the service checks the combination.
+        shown = product if not self.is_bound else None
+        self.fields["release_candidate"].choices = _rc_choices("Choose a release candidate", shown)
+        self.fields["suite"].choices = _suite_choices(("all", "All suites of the product"), shown)
+        self.fields["baseline"].choices = _rc_choices("The previous release candidate", shown)
 
 
 class ReportFilterForm(forms.Form):

@@ -27,8 +27,14 @@ class SummarySource(models.TextChoices):
     FALLBACK = "fallback", "Generated without AI"
 
 
+class ReportEdition(models.TextChoices):
+    SHORT = "short", "Short (cover and one-page executive summary)"
+    FULL = "full", "Full (with breakdowns, failures and the appendix of every case)"
+
+
 class Report(models.Model):
     # Inputs
+    edition = models.CharField(max_length=8, choices=ReportEdition.choices, default=ReportEdition.FULL)
     suite = models.ForeignKey(TestSuite, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     release_candidate = models.ForeignKey(ReleaseCandidate, on_delete=models.PROTECT, related_name="+")
     baseline = models.ForeignKey(

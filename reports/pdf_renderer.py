@@ -7,6 +7,7 @@ keeps the layout linear in the number of cases (one giant table is split again a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 from xml.sax.saxutils import escape
@@ -35,7 +36,18 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from reports.content import STATUS_LABELS, CaseRow, ReportContent, mantis_text, percent
+from reports.content import (
+    KPI_HEADER,
+    SHORT_RISKS,
+    STATUS_LABELS,
+    CaseRow,
+    ReportContent,
+    cover_line,
+    executive_lines,
+    kpi_values,
+    mantis_text,
+    percent,
+)
 from reports.fonts import register_fonts
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
@@ -59,6 +71,32 @@ VERDICT_COLORS = {"GO": STATUS_COLORS["pass"], "NO-GO": STATUS_COLORS["fail"]}
 def _text(value: object) -> str:
     """Data → Paragraph markup: escaped, so names containing HTML are printed as written."""
     return escape(str(value))
+
+
+_BREAK_AFTER = re.compile(r"(?<=[@.])(?=\S)")  # break opportunities inside a word: after @ and . (e-mails, hosts)
+
+
+def _wrapped(value: object, width: float, font: str, size: float) -> str:
+    """Paragraph markup of a cell whose lines break only between words or after `@` / `.`, never inside a word
+    (reportlab would otherwise cut a word that is wider than the column at any letter: "bob@demo.l / ocal").
+    Lines are measured here and joined with <br/>; a single piece wider than the column is left to reportlab."""
+    text = str(value)
+    if len(text) * size * 1.05 <= width and "\n" not in text:  # no DejaVu glyph is wider than 1.05 em: one line
+        return _text(text)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            pieces = _BREAK_AFTER.split(word) if stringWidth(word, font, size) > width else [word]
+            for index, piece in enumerate(pieces):
+                glue = " " if line and index == 0 else ""
+                if line and stringWidth(line + glue + piece, font, size) > width:
+                    lines.append(line)
+                    line = piece
+                else:
+                    line += glue + piece
+        lines.append(line)
+    return "<br/>".join(_text(line) for line in lines)
 
 
 def _fit(value: str, width: float, font: str, size: float) -> str:
@@ -181,25 +219,18 @@ class _ReportDocument(BaseDocTemplate):
 
 
 def _kpi_table(styles: _Styles, totals: dict) -> Table:
-    header = ["Cases", "Pass", "Fail", "Pending", "Pass rate"]
-    values = [
-        str(totals.get("total", 0)),
-        str(totals.get("pass", 0)),
-        str(totals.get("fail", 0)),
-        str(totals.get("pending", 0)),
-        percent(totals.get("pass_rate")),
-    ]
-    table = Table([header, values], colWidths=[BODY_WIDTH / 5] * 5)
+    header, values = KPI_HEADER, kpi_values(totals)
+    table = Table([header, values], colWidths=[BODY_WIDTH / len(header)] * len(header))
     table.setStyle(
         TableStyle(
             [
                 ("FONT", (0, 0), (-1, 0), styles.regular, 9),
                 ("TEXTCOLOR", (0, 0), (-1, 0), MUTED),
-                ("FONT", (0, 1), (-1, 1), styles.bold, 18),
-                ("LEADING", (0, 1), (-1, 1), 22),
-                ("TEXTCOLOR", (1, 1), (1, 1), STATUS_COLORS["pass"]),
-                ("TEXTCOLOR", (2, 1), (2, 1), STATUS_COLORS["fail"]),
-                ("TEXTCOLOR", (3, 1), (3, 1), STATUS_COLORS["pending"]),
+                ("FONT", (0, 1), (-1, 1), styles.bold, 14),
+                ("LEADING", (0, 1), (-1, 1), 18),
+                ("TEXTCOLOR", (4, 1), (4, 1), STATUS_COLORS["pass"]),
+                ("TEXTCOLOR", (5, 1), (5, 1), STATUS_COLORS["fail"]),
+                ("TEXTCOLOR", (6, 1), (6, 1), STATUS_COLORS["pending"]),
                 ("ALIGN", (0, 0), (-1, -1), "CENTER"),
                 ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                 ("INNERGRID", (0, 0), (-1, -1), 0.25, RULE),
@@ -212,19 +243,23 @@ def _kpi_table(styles: _Styles, totals: dict) -> Table:
 
 
 def _breakdown_table(styles: _Styles, label: str, rows: Sequence[dict]) -> Table:
-    data = [[label, "Cases", "Pass", "Fail", "Pending", "Pass rate"]]
+    data = [[label, "In scope", "Executed", "Not run", "Coverage", "Pass", "Fail", "Pending", "Pass rate"]]
+    name_width = BODY_WIDTH - 8 * 44
     for row in rows:
         data.append(
             [
-                Paragraph(_text(row.get("name", "")), styles.cell),
+                Paragraph(_wrapped(row.get("name", ""), name_width - 6, styles.regular, 8), styles.cell),
+                str(row.get("in_scope", 0)),
                 str(row.get("total", 0)),
+                str(row.get("not_run", 0)),
+                percent(row.get("coverage")),
                 str(row.get("pass", 0)),
                 str(row.get("fail", 0)),
                 str(row.get("pending", 0)),
                 percent(row.get("pass_rate")),
             ]
         )
-    widths = [BODY_WIDTH - 5 * 62] + [62] * 5
+    widths = [name_width] + [44] * 8
     table = Table(data, colWidths=widths, repeatRows=1)
     table.setStyle(styles.grid)
     table.setStyle(TableStyle([("ALIGN", (1, 0), (-1, -1), "RIGHT")]))
@@ -251,7 +286,12 @@ def _case_table(styles: _Styles, rows: Sequence[dict], columns: Sequence[tuple[s
         return RowsTable(header, values, widths, font=styles.regular, bold=styles.bold)
     data: list[list] = [header]
     for row in rows:
-        data.append([Paragraph(_text(_cell_value(row, key)), styles.cell) for _h, key, _w in columns])
+        data.append(
+            [
+                Paragraph(_wrapped(_cell_value(row, key), width - 6, styles.regular, 8), styles.cell)
+                for (_h, key, _w), width in zip(columns, widths, strict=True)
+            ]
+        )
     table = Table(data, colWidths=widths, repeatRows=1)
     table.setStyle(styles.grid)
     return table
@@ -435,6 +475,7 @@ def _title_page(styles: _Styles, content: ReportContent) -> list:
         Paragraph("Release quality report", styles.title),
         Paragraph(f"Release candidate <b>{_text(content.release_candidate)}</b>", styles.subtitle),
         Paragraph(f"Scope: {_text(content.scope)}", styles.subtitle),
+        Paragraph(_text(content.edition_label), styles.subtitle),
     ]
     if content.baseline:
         lines.append(Paragraph(f"Compared with {_text(content.baseline)}", styles.subtitle))
@@ -444,11 +485,7 @@ def _title_page(styles: _Styles, content: ReportContent) -> list:
         Paragraph(
             f"Generated {content.generated_at:%Y-%m-%d %H:%M} UTC by {_text(content.generated_by)}", styles.centered
         ),
-        Paragraph(
-            f"{figures.get('totals', {}).get('total', 0)} cases · pass rate "
-            f"{percent(figures.get('totals', {}).get('pass_rate'))}",
-            styles.centered,
-        ),
+        Paragraph(_text(cover_line(figures.get("totals", {}))), styles.centered),
         Spacer(1, 24),
         Paragraph(_text(content.ai_statement), styles.small),
         NextPageTemplate("body"),
@@ -458,23 +495,29 @@ def _title_page(styles: _Styles, content: ReportContent) -> list:
 
 
 def _executive_summary(styles: _Styles, content: ReportContent) -> list:
-    figures = content.figures
-    gate = figures.get("gate", {})
+    """One page: verdict and reasons, coverage and pass rate, the narrative, new failures and fixed against the
+    baseline, top risks and the recommendation (never empty: the narrative falls back to the figures)."""
     narrative = content.narrative
-    story: list = [Paragraph("1. Executive summary", styles.h1), _kpi_table(styles, figures.get("totals", {}))]
+    lines = executive_lines(content)
+    short = content.edition == "short"
+    story: list = [Paragraph("1. Executive summary", styles.h1), _kpi_table(styles, content.figures.get("totals", {}))]
     story.append(Spacer(1, 8))
-    verdict = str(gate.get("verdict", "n/a"))
-    story.append(Paragraph(f"<b>Release gate: {_text(verdict)}</b>", styles.body))
-    for reason in gate.get("reasons", []):
+    story.append(Paragraph(f"<b>Release gate: {_text(lines['verdict'])}</b>", styles.body))
+    for reason in lines["reasons"]:
         story.append(Paragraph(_text(reason), styles.bullet, bulletText="•"))
     story.append(Paragraph("Summary", styles.h2))
     for paragraph in str(narrative.get("summary", "")).split("\n\n"):
         if paragraph.strip():
             story.append(Paragraph(_text(paragraph.strip()), styles.body))
-    story.append(Paragraph("Risks", styles.h2))
-    risks = narrative.get("risks") or ["No specific risks identified from the figures."]
-    for risk in risks:
+    story.append(Paragraph("Changes since the baseline", styles.h2))
+    for key in ("delta", "new_failures", "fixed"):
+        story.append(Paragraph(_text(lines[key]), styles.body))
+    story.append(Paragraph("Top risks" if short else "Risks", styles.h2))
+    risks = list(narrative.get("risks") or [])
+    for risk in risks[:SHORT_RISKS] if short else risks:
         story.append(Paragraph(_text(risk), styles.bullet, bulletText="•"))
+    if short and len(risks) > SHORT_RISKS:
+        story.append(Paragraph(f"{len(risks) - SHORT_RISKS} more in the full edition.", styles.small))
     story.append(Paragraph("Recommendation", styles.h2))
     story.append(Paragraph(_text(narrative.get("recommendation", "")), styles.body))
     story.append(Paragraph(_text(content.ai_statement), styles.small))
@@ -519,11 +562,16 @@ def _delta_section(styles: _Styles, content: ReportContent) -> list:
 
 
 def render_pdf(content: ReportContent, out: BinaryIO, *, on_page: Callable[[int], None] | None = None) -> None:
-    """Write the report as PDF to `out`. `on_page(n)` is called as pages are laid out (progress)."""
+    """Write the report as PDF to `out`: the short edition is the cover and the one-page executive summary, the
+    full edition adds charts, breakdowns, changes, failures and the appendix. `on_page(n)` is called as pages are
+    laid out (progress)."""
     styles = _Styles()
     figures = content.figures
     story: list = _title_page(styles, content)
     story += _executive_summary(styles, content)
+    if content.edition == "short":
+        _ReportDocument(out, content, on_page).build(story)
+        return
 
     story += [CondPageBreak(260), Paragraph("2. Charts", styles.h1)]
     story.append(_trend_chart(styles, figures.get("trend", [])))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -12,7 +12,12 @@ class ReportIn(Schema):
     release_candidate: str = Field(..., min_length=1, max_length=64, description="RC id or name.")
     suite: str | None = Field(None, max_length=24, description="Suite id; empty or 'all' = all suites.")
     baseline: str | None = Field(
-        None, max_length=64, description="RC id or name to compare with; default: previous RC."
+        None, max_length=64, description="RC id or name (same product) to compare with; default: previous RC."
+    )
+    edition: Literal["short", "full"] = Field(
+        "full",
+        description="short: cover and a one-page executive summary; full: with breakdowns, failures and the "
+        "appendix of every case.",
     )
 
 

@@ -46,8 +46,15 @@ from reports.content import ReportContent
 from reports.docx_renderer import render_docx
 from reports.figures import figures_compute
 from reports.metrics import REPORT_DURATION, REPORTS_TOTAL
-from reports.models import Report, ReportStatus
-from reports.narrative import Narrative, fallback_narrative, parse_ai_text, prompt_variables, ungrounded_numbers
+from reports.models import Report, ReportEdition, ReportStatus
+from reports.narrative import (
+    Narrative,
+    fallback_narrative,
+    narrative_grounded,
+    parse_ai_text,
+    prompt_variables,
+    ungrounded_numbers,
+)
 from reports.pdf_renderer import render_pdf
 
 logger = logging.getLogger(__name__)
@@ -100,13 +107,16 @@ def report_request(
     release_candidate: str,
     suite: str | None = None,
     baseline: str | None = None,
+    edition: str = ReportEdition.FULL,
     request: HttpRequest | None = None,
 ) -> Report:
-    """Store a queued report for an RC (id or name), a suite id (None/"all" = all suites) and an optional baseline
-    RC, and enqueue its generation. Reviewers and admins only. Raises ValidationFailed with codes
-    report_unknown_release_candidate / report_unknown_suite / report_unknown_baseline / report_baseline_same /
-    report_no_runs (nothing stored), ServiceUnavailable report_queue_unavailable (the report is stored as failed).
-    One audit event "report.generate" (success, failure or denied)."""
+    """Store a queued report for an RC (id or name), a suite id (None/"all" = all suites of the RC's product), an
+    optional baseline RC (of the same product) and an edition ("short": cover and a one-page executive summary;
+    "full": with breakdowns, failures and the appendix), and enqueue its generation. Reviewers and admins only.
+    Raises ValidationFailed with codes report_unknown_release_candidate / report_unknown_suite /
+    report_unknown_baseline / report_baseline_same / report_baseline_other_product / report_suite_other_product /
+    report_unknown_edition / report_no_runs (nothing stored), ServiceUnavailable report_queue_unavailable (the
+    report is stored as failed). One audit event "report.generate" (success, failure or denied)."""
     _require(actor, "reviewer", action="report.generate", resource="report:new", request=request)
     rc = _resolve_release_candidate(release_candidate, field="release_candidate")
     scope = _resolve_suite(suite)
@@ -117,6 +127,24 @@ def report_request(
             code="report_baseline_same",
             fields={"baseline": ["The baseline must differ from the release candidate."]},
         )
+    if compared is not None and compared.product != rc.product:
+        raise ValidationFailed(
+            f"{compared.name} is a release candidate of another product than {rc.name}.",
+            code="report_baseline_other_product",
+            fields={"baseline": [f"Choose a release candidate of {rc.product or 'the same product'}."]},
+        )
+    if scope is not None and rc.product and scope.product != rc.product:
+        raise ValidationFailed(
+            f"{scope.name} is a suite of {scope.product}, {rc.name} a release candidate of {rc.product}.",
+            code="report_suite_other_product",
+            fields={"suite": [f"Choose a suite of {rc.product}."]},
+        )
+    if edition not in ReportEdition.values:
+        raise ValidationFailed(
+            "Unknown edition.",
+            code="report_unknown_edition",
+            fields={"edition": [f"Use one of: {', '.join(ReportEdition.values)}."]},
+        )
     if not release_selectors.release_candidate_has_runs(release_candidate=rc, suite=scope):
         where = f" in {scope.name}" if scope is not None else ""
         raise ValidationFailed(
@@ -126,6 +154,7 @@ def report_request(
         )
     now = timezone.now()
     report = Report.objects.create(
+        edition=edition,
         suite=scope,
         release_candidate=rc,
         baseline=compared,
@@ -141,6 +170,7 @@ def report_request(
         "release_candidate": rc.name,
         "suite": scope.name if scope is not None else "all",
         "baseline": compared.name if compared is not None else "",
+        "edition": edition,
     }
     from reports.tasks import report_generate_task
 
@@ -299,7 +329,8 @@ def _narrative_from_ai(job: _Job, headline: dict[str, Any], scope: str) -> Narra
             setattr(fallback, name, value)
         return fallback
     summary, risks, recommendation = parse_ai_text(text)
-    return Narrative(summary=summary, risks=risks, recommendation=recommendation, source="ai", **usage)
+    written = Narrative(summary=summary, risks=risks, recommendation=recommendation, source="ai", **usage)
+    return narrative_grounded(written, headline, scope=scope)
 
 
 def _render(render, content: ReportContent, label: str, out: BinaryIO) -> int:
@@ -362,7 +393,8 @@ def report_generate(*, report_id: str) -> Report | None:
             release_candidate=report.release_candidate, suite=report.suite, baseline=report.baseline
         )
         job.write(progress=20, stage="Writing the summary", figures=figures.headline)
-        scope = report.suite_name or "All suites"
+        product = report.release_candidate.product
+        scope = report.suite_name or (f"All suites of {product}" if product else "All suites")
         if report.summary_source:
             narrative = Narrative(
                 summary=report.narrative.get("summary", ""),
@@ -372,6 +404,7 @@ def report_generate(*, report_id: str) -> Report | None:
                 note=report.summary_note,
                 model=report.ai_model,
                 cost=report.ai_cost,
+                sources=dict(report.narrative.get("sources") or {}),
             )
         else:
             narrative = _narrative_from_ai(job, figures.headline, scope)
@@ -402,6 +435,8 @@ def report_generate(*, report_id: str) -> Report | None:
             ai_model=narrative.model,
             ai_cost=Decimal(narrative.cost),
             cases=figures.cases,
+            edition=report.edition,
+            narrative_sources=narrative.sources,
         )
         spool = 8 * 1024 * 1024
         with (

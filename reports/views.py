@@ -12,9 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import require_role, role_required
+from releases import product_scope
 from report_platform.errors import ValidationFailed
 from reports import selectors, services
 from reports.forms import ReportFilterForm, ReportForm
+from reports.models import ReportEdition
 
 
 @role_required("viewer")
@@ -43,7 +45,8 @@ def report_list(request: HttpRequest) -> HttpResponse:
 def report_create(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         require_role(request.user, "reviewer")
-    form = ReportForm(request.POST or None, initial={"suite": "all"})
+    product = product_scope.request_product(request)
+    form = ReportForm(request.POST or None, product=product, initial={"suite": "all", "edition": "short"})
     if request.method == "POST":
         try:
             if not form.is_valid():
@@ -55,6 +58,7 @@ def report_create(request: HttpRequest) -> HttpResponse:
                 release_candidate=form.cleaned_data["release_candidate"],
                 suite=form.cleaned_data["suite"] or None,
                 baseline=form.cleaned_data["baseline"] or None,
+                edition=form.cleaned_data["edition"] or ReportEdition.FULL,
                 request=request,
             )
         except ValidationFailed as error:

@@ -151,6 +151,7 @@ def test_it_accepts_an_ai_narrative_that_only_uses_the_figures(report_data, revi
         "summary": "RC-3 passes 3 of 7 cases (42.9%).",
         "risks": ["PAY-001 fails.", "3 failures."],
         "recommendation": "Hold the release.",
+        "sources": {"summary": "ai", "risks": "ai", "recommendation": "ai"},
     }
 
 

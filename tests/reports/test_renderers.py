@@ -129,7 +129,10 @@ def test_it_puts_the_same_figures_and_narrative_in_the_docx(docx_document, conte
     totals = content.figures["totals"]
     kpi = docx_document.tables[0]
     assert [cell.text for cell in kpi.rows[1].cells] == [
+        str(totals["in_scope"]),
         str(totals["total"]),
+        "0",
+        "100.0 %",
         str(totals["pass"]),
         str(totals["fail"]),
         str(totals["pending"]),

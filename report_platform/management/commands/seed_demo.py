@@ -1,5 +1,6 @@
 """Fill a realistic demo data set: three users (viewer, reviewer, admin), several suites, hundreds of cases and
-runs across five RCs. Passwords are random and printed once. Refuses to run with production settings."""
+runs across eight RCs of two products (Web Shop, Mobile App), interleaved in time. Passwords are random and printed
+once. Refuses to run with production settings."""
 
 from __future__ import annotations
 
@@ -29,7 +30,18 @@ SUITES = [
     ("Notifications", "Mobile App", "Push and in-app notifications.", ["push", "inbox", "settings"]),
 ]
 OWNERS = ["alice@demo.local", "bob@demo.local", "chen@demo.local", "dana@demo.local", "eve@demo.local"]
-RCS = ["2026.10-rc1", "2026.10-rc2", "2026.11-rc1", "2026.11-rc2", "2026.11-rc3"]
+# (product, RC name) in release order: each product has its own RCs, interleaved in time; the last two of each
+# product are still in testing.
+RCS = [
+    ("Web Shop", "shop-2026.10-rc1"),
+    ("Mobile App", "app-2026.10-rc1"),
+    ("Web Shop", "shop-2026.10-rc2"),
+    ("Mobile App", "app-2026.10-rc2"),
+    ("Web Shop", "shop-2026.11-rc1"),
+    ("Mobile App", "app-2026.11-rc1"),
+    ("Web Shop", "shop-2026.11-rc2"),
+    ("Mobile App", "app-2026.11-rc2"),
+]
 VERBS = ["creates", "updates", "deletes", "validates", "rejects", "retries", "paginates", "exports", "restores"]
 OBJECTS = ["order", "session", "address", "coupon", "profile", "draft", "message", "filter", "token", "receipt"]
 CONDITIONS = [
@@ -119,12 +131,16 @@ class Command(BaseCommand):
     def _create_release_data(self, rng: random.Random, cases_per_suite: int) -> tuple[int, int]:
         reviewer = User.objects.get(email="reviewer@demo.local")
         now = timezone.now()
-        rcs = []
-        for index, name in enumerate(RCS):
-            state = ReleaseCandidate.State.RELEASED if index < len(RCS) - 2 else ReleaseCandidate.State.TESTING
-            rcs.append(
+        rcs_by_product: dict[str, list[ReleaseCandidate]] = {}
+        for index, (product, name) in enumerate(RCS):
+            state = ReleaseCandidate.State.RELEASED if index < len(RCS) - 4 else ReleaseCandidate.State.TESTING
+            rcs_by_product.setdefault(product, []).append(
                 ReleaseCandidate.objects.create(
-                    name=name, sequence=(index + 1) * 10, state=state, created_at=now - timedelta(days=7 * (5 - index))
+                    name=name,
+                    product=product,
+                    sequence=(index + 1) * 10,
+                    state=state,
+                    created_at=now - timedelta(days=4 * (len(RCS) - index)),
                 )
             )
         case_count = 0
@@ -151,6 +167,7 @@ class Command(BaseCommand):
             TestCase.objects.bulk_create(cases)
             case_count += len(cases)
             runs = []
+            rcs = rcs_by_product[product]
             for case in cases:
                 flaky = rng.random() < 0.06
                 base_fail = 0.04 + (0.08 if case.priority >= 3 else 0.02)
