@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
@@ -19,6 +20,14 @@ from django.http import HttpRequest
 from accounts import metrics
 from audit.services import audit_record
 from report_platform.client_ip import client_ip
+
+
+@dataclass(frozen=True)
+class SiteIdentity:
+    """What allauth's mail templates read from a Site: its name and domain."""
+
+    name: str
+    domain: str
 
 
 def _channel(request: HttpRequest) -> str:
@@ -67,6 +76,11 @@ class AccountAdapter(DefaultAccountAdapter):
         if user.is_authenticated:
             audit_record(action="auth.logout", actor=user, request=request, metadata={"channel": "browser"})
         super().logout(request)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """Every allauth mail names the configured site (SITE_NAME / SITE_DOMAIN), never the request's host."""
+        site = SiteIdentity(name=settings.SITE_NAME, domain=settings.SITE_DOMAIN)
+        super().send_mail(template_prefix, email, {**context, "current_site": site})
 
     def send_account_already_exists_mail(self, email: str) -> None:
         """A sign-up with a registered address (browser and API): do the work a new account costs (one password

@@ -13,6 +13,8 @@ import time
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.conf import settings
+from django.contrib import messages
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -34,6 +36,8 @@ class AccountsMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             self._track_session(request)
+        elif request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+            self._tell_why_session_ended(request)
         if (
             settings.MFA_REQUIRED_ROLES
             and user is not None
@@ -58,6 +62,17 @@ class AccountsMiddleware:
                 return response
             return HttpResponseRedirect(target)
         return self.get_response(request)
+
+    @staticmethod
+    def _tell_why_session_ended(request: HttpRequest) -> None:
+        """A browser whose session an admin ended (role change, deactivation) hears why, once."""
+        from accounts.services import SESSION_END_REASONS, session_end_notice_key
+
+        key = session_end_notice_key(request.COOKIES[settings.SESSION_COOKIE_NAME])
+        reason = cache.get(key)
+        if reason in SESSION_END_REASONS:
+            cache.delete(key)
+            messages.warning(request, SESSION_END_REASONS[reason])
 
     @staticmethod
     def _track_session(request: HttpRequest) -> None:

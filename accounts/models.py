@@ -124,6 +124,7 @@ class TokenFamily(models.Model):
 
     class Meta:
         db_table = "tokenFamilies"
+        verbose_name_plural = "token families"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "revoked_at"], name="tokenfamily_user_revoked")]
 
@@ -158,3 +159,38 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh token {self.pk} of family {self.family_id}"
+
+
+class ApiToken(models.Model):
+    """A long-lived API token for CI (`Authorization: Bearer rpt_<prefix>_<secret>`), shown once at creation.
+
+    Only the SHA-256 of the whole token is stored; `prefix` (public, random) names it in lists and audit events.
+    Its scope is fixed: importing results (POST imports/junit) and recording runs in bulk (POST runs/bulk), never
+    anything else. Revoking sets `revoked_at`; a token of a user who is deactivated or no longer a reviewer stops
+    working at once (checked on every use)."""
+
+    class Scope(models.TextChoices):
+        RESULTS_IMPORT = "results:import", "Import results and record runs in bulk"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.RESULTS_IMPORT)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.CharField(max_length=45, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "apiTokens"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="apitoken_user_revoked")]
+
+    def __str__(self) -> str:
+        return f"API token {self.name} (rpt_{self.prefix}…) of {self.user_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

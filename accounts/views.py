@@ -17,18 +17,41 @@ from accounts.permissions import role_required
 from report_platform.errors import NotFound, ValidationFailed
 
 
-@require_GET
-@role_required("viewer")
-def security(request: HttpRequest) -> HttpResponse:
-    """Browser sessions and API logins of the current user, each with a way to end it; MFA status."""
+def _security_context(request: HttpRequest) -> dict:
     sessions = UserSession.objects.purge_and_list(request.user)
-    context = {
+    return {
         "sessions": sorted(sessions, key=lambda s: s.last_seen_at, reverse=True),
         "current_session_key": request.session.session_key,
         "token_families": list(selectors.token_family_list_active(user=request.user)),
         "has_totp": Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists(),
+        "api_tokens": list(selectors.api_token_list(user=request.user)) if request.user.has_role("reviewer") else [],
     }
-    return render(request, "accounts/security.html", context)
+
+
+@require_GET
+@role_required("viewer")
+def security(request: HttpRequest) -> HttpResponse:
+    """Browser sessions and API logins of the current user, each with a way to end it; MFA status; CI tokens."""
+    return render(request, "accounts/security.html", _security_context(request))
+
+
+@require_POST
+@role_required("reviewer")
+def api_token_create(request: HttpRequest) -> HttpResponse:
+    """Create a CI token and show it on this answer only (it is never stored, so never shown again)."""
+    token, text = services.api_token_create(actor=request.user, name=request.POST.get("name", ""), request=request)
+    context = {**_security_context(request), "new_token": text, "new_token_name": token.name}
+    response = render(request, "accounts/security.html", context, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@role_required("reviewer")
+def api_token_revoke(request: HttpRequest, pk: str) -> HttpResponse:
+    services.api_token_revoke(actor=request.user, token_id=pk, request=request)
+    messages.success(request, "The CI token is revoked; it no longer works.")
+    return redirect("accounts:security")
 
 
 @require_POST

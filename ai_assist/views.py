@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,20 +14,50 @@ from accounts.permissions import role_required
 from ai_assist import selectors, services
 from ai_assist.prompts import ASSIST_TASKS, TEMPLATES
 from ai_assist.streaming import ndjson_response
-from report_platform.errors import DomainError
+from releases import selectors as release_selectors
+from report_platform.errors import DomainError, ValidationFailed
+
+# What each task is asked about, for the picker.
+_TASK_SUBJECTS = {"triage_failure": "run", "draft_bug_report": "run", "draft_steps": "case", "summarise_rc": "rc"}
+PICKER_LIMIT = 50
+
+
+def _picker(request: HttpRequest, *, task: str) -> dict[str, Any]:
+    """What the assistant's picker offers for a task that still lacks its subject: the RCs, and the chosen RC's
+    failing runs (run tasks) or the cases matching a search (case tasks)."""
+    rcs = release_selectors.release_candidate_list()
+    rc_value = request.GET.get("rc", "")
+    rc = next((item for item in rcs if str(item.pk) == rc_value or item.name == rc_value), None)
+    rc = rc or release_selectors.release_candidate_current()
+    subject = _TASK_SUBJECTS.get(task, "rc")
+    picker: dict[str, Any] = {"subject": subject, "rcs": rcs, "rc": rc, "q": request.GET.get("q", "")[:100]}
+    if subject == "run" and rc is not None:
+        picker["runs"] = release_selectors.release_candidate_failing_runs(release_candidate=rc, limit=PICKER_LIMIT)
+    elif subject == "case":
+        filters = release_selectors.CaseFilters(search=picker["q"].strip())
+        picker["cases"] = [row["case"] for row in release_selectors.case_list(filters=filters, limit=PICKER_LIMIT).rows]
+    return picker
 
 
 @require_GET
 @role_required("viewer")
 def assist(request: HttpRequest) -> HttpResponse:
+    """The assistant: a task about one run, case or RC. Without its subject the page opens on a picker."""
     task = request.GET.get("task", "") or "triage_failure"
     ids = {name: request.GET.get(name, "") for name in ("case", "run", "rc")}
     context_error = ""
     title = ""
+    picker = None
     try:
         built = selectors.assist_context_build(task=task, case_id=ids["case"], run_id=ids["run"], rc_id=ids["rc"])
         title = built["title"]
         release_candidate = built["release_candidate"]
+    except ValidationFailed as error:
+        release_candidate = None
+        if task in _TASK_SUBJECTS and set(error.fields) & {"run", "case", "rc"}:
+            picker = _picker(request, task=task)  # nothing chosen yet: offer the choice, no error
+        else:
+            context_error = error.message
     except DomainError as error:
         context_error = error.message
         release_candidate = None
@@ -38,6 +70,7 @@ def assist(request: HttpRequest) -> HttpResponse:
             "tasks": [(name, TEMPLATES[name].title) for name in ASSIST_TASKS],
             "title": title,
             "context_error": context_error,
+            "picker": picker,
             "release_candidate": release_candidate,
             "provider": settings.AI_PROVIDER,
             "assist_config": {"streamUrl": reverse("ai_assist:assist_stream"), "task": task, **ids},

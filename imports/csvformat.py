@@ -501,6 +501,16 @@ class RowConverter:
             ok = False
         return record if ok else None
 
+    def executed_by_of(self, cells: list[str]) -> str:
+        """The row's executed_by e-mail (lower case), read even when the row has other errors; "" without one."""
+        position = self.mapping.index.get("executed_by")
+        if position is None or len(cells) != self.width:
+            return ""
+        value = cells[position]
+        if value and value[0] == "'":
+            value = unneutralise_cell(value)
+        return value.strip().lower()
+
     def _convert_run(self, record: Record, rc: str, values: dict[str, str], row: int, errors: list) -> bool:
         titles = self.titles
         ok = True
@@ -552,7 +562,11 @@ class ValidationReport:
     error_count: int = 0
     has_runs: bool = False
     release_candidates: list[str] = field(default_factory=list)
-    executed_by: dict[str, int] = field(default_factory=dict)  # email -> first row using it
+    # RC name -> {product of the rows naming it: the first such row}: an RC belongs to one product.
+    release_candidate_products: dict[str, dict[str, int]] = field(default_factory=dict)
+    # email -> every row naming it (even rows with other errors, so an unknown user is reported with them)
+    executed_by: dict[str, array] = field(default_factory=dict)
+    executed_by_column: str = "executed_by"  # the column's title in the file
 
     def add(self, error: dict[str, Any], *, keep: int) -> None:
         self.error_count += 1
@@ -668,8 +682,11 @@ def validate(
     if header_errors:
         return report
     converter = RowConverter(mapping)
+    has_executed_by = "executed_by" in mapping.index
+    if has_executed_by:
+        report.executed_by_column = converter.titles["executed_by"]
     keys = _KeyLog()
-    rcs: dict[str, None] = {}
+    rcs: dict[str, dict[str, int]] = {}  # RC name -> {product of a row naming it: first such row}
     errors: list[dict[str, Any]] = []
     try:
         for row, cells in reader:
@@ -681,21 +698,30 @@ def validate(
                 )
                 return report
             if len(report.preview) < preview_rows:
-                report.preview.append([cell[:200] for cell in cells])
+                # Preview row i is file row i + 2 (blank lines kept as empty rows), so errors can mark its cells.
+                while len(report.preview) < min(row - 2, preview_rows):
+                    report.preview.append([])
+                if len(report.preview) < preview_rows:
+                    report.preview.append([cell[:200] for cell in cells])
             record = converter.convert(row, cells, errors)
             if errors:
                 for error in errors:
                     report.add(error, keep=max_errors)
                 errors.clear()
+            if has_executed_by:
+                email = record.executed_by if record is not None else converter.executed_by_of(cells)
+                if email:
+                    rows_of_email = report.executed_by.get(email)
+                    if rows_of_email is None:
+                        rows_of_email = report.executed_by[email] = array("q")
+                    rows_of_email.append(row)
             if record is None:
                 continue
             case_hash = hash(record.case_key())
             keys.case(case_hash, hash(record.case_values()), row, not record.rc)
             if record.rc:
                 keys.run(hash((case_hash, record.rc, record.executed_at)), row)
-                rcs.setdefault(record.rc, None)
-                if record.executed_by and record.executed_by not in report.executed_by:
-                    report.executed_by[record.executed_by] = row
+                rcs.setdefault(record.rc, {}).setdefault(record.product, row)
     except CsvFileError as error:
         report.add(error.as_dict(), keep=max_errors)
         return report
@@ -707,6 +733,7 @@ def validate(
     for error in keys.errors(column=converter.titles["key"]):
         report.add(error, keep=max_errors)
     report.release_candidates = list(rcs)
+    report.release_candidate_products = rcs
     return report
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import role_required
 from imports import csvformat, selectors, services
 from imports.api import csv_response
-from imports.uploads import request_length_check, uploaded_csv
+from imports.uploads import junit_request_length_check, request_length_check, uploaded_csv
 from releases.models import ReleaseCandidate
 
 TEMPLATE_ROWS = [
@@ -67,10 +67,29 @@ def import_list(request: HttpRequest) -> HttpResponse:
 
 
 @role_required("reviewer")
+@require_POST
+def junit_upload(request: HttpRequest) -> HttpResponse:
+    """Upload JUnit/xUnit XML reports (the form on the imports page; CI uses POST /api/v1/imports/junit)."""
+    junit_request_length_check(request)
+    job = services.junit_import_create(
+        user=request.user,
+        uploads=request.FILES.getlist("file"),
+        rc=request.POST.get("rc", ""),
+        product=request.POST.get("product", ""),
+        owner=request.POST.get("owner", ""),
+        category=request.POST.get("category", ""),
+        request=request,
+    )
+    return redirect("imports:import_detail", job_id=str(job.pk))
+
+
+@role_required("reviewer")
 @require_GET
 def import_detail(request: HttpRequest, job_id: str) -> HttpResponse:
-    job = selectors.import_job_get_for_user(user=request.user, job_id=job_id)
-    context = {"job": job}
+    job = selectors.import_job_get_for_user(user=request.user, job_id=job_id, read_only=True)
+    # Another reviewer's job, shown because they uploaded the same report: no confirm or cancel buttons.
+    read_only = job.created_by_id != request.user.pk and not request.user.has_role("admin")
+    context = {"job": job, "preview_rows": selectors.import_preview_rows(job=job), "read_only": read_only}
     if request.htmx:
         return render(request, "imports/partials/job_status.html", context)
     return render(request, "imports/import_detail.html", context)

@@ -86,6 +86,19 @@ class ServiceUnavailable(DomainError):
     default_message = "A service this needs is unavailable. Try again shortly."
 
 
+# Field names whose words are not just the name with spaces (the rest: `field_label`).
+FIELD_LABELS = {
+    "rc": "RC",
+    "release_candidate": "RC",
+    "q": "Search",
+    "mantis_ids": "Mantis ids",
+    "executed_at": "Executed at",
+    "executed_by": "Executed by",
+    "password1": "Password",
+    "password2": "Password (again)",
+}
+
+
 def error_envelope(
     *, code: str, message: str, fields: dict[str, list[str]] | None = None, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -110,15 +123,29 @@ def render_error(
 ) -> HttpResponse:
     """Render one error for whoever asked: JSON envelope, htmx fragment, or a full page."""
     if wants_json(request):
-        return JsonResponse(error_envelope(code=code, message=message, fields=fields, extra=extra), status=status)
-    context = {"status": status, "code": code, "message": message, "fields": fields or {}}
+        response = JsonResponse(error_envelope(code=code, message=message, fields=fields, extra=extra), status=status)
+        response.error_model = True
+        return response
+    context = {"status": status, "code": code, "message": message, "fields": field_messages(fields or {})}
     if getattr(request, "htmx", False):
         response = HttpResponse(render_to_string("partials/error.html", context, request=request), status=status)
         # Errors land in the page's message area, whatever the element that asked was targeting.
         response["HX-Retarget"] = "#messages"
         response["HX-Reswap"] = "innerHTML"
-        return response
-    return HttpResponse(render_to_string("errors/error.html", context, request=request), status=status)
+    else:
+        response = HttpResponse(render_to_string("errors/error.html", context, request=request), status=status)
+    response.error_model = True  # rendered here: the DEBUG 404 replacement leaves it alone
+    return response
+
+
+def field_label(name: str) -> str:
+    """A field name as people read it: "release_candidate" -> "Release candidate", "rc" -> "RC"."""
+    return FIELD_LABELS.get(name) or name.replace("_", " ").strip().capitalize() or "This form"
+
+
+def field_messages(fields: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """Field errors with readable labels, for pages and fragments (the JSON envelope keeps the field names)."""
+    return [("" if name == "__all__" else field_label(name), list(messages)) for name, messages in fields.items()]
 
 
 def render_domain_error(request: HttpRequest, error: DomainError) -> HttpResponse:

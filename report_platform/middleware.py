@@ -6,9 +6,10 @@ import re
 import time
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from report_platform.errors import DomainError, render_domain_error
+from report_platform.errors import DomainError, page_not_found, render_domain_error
 from report_platform.logging import bind_context, clear_context, get_logger
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -56,7 +57,12 @@ class DomainErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        if settings.DEBUG and response.status_code == 404 and not getattr(response, "error_model", False):
+            # DEBUG answers an unknown URL with Django's technical page (every URL pattern, HTML even under
+            # /api/); people and API clients get the same 404 as in production instead.
+            return page_not_found(request)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, DomainError):

@@ -85,13 +85,13 @@
     });
   }
 
-  function chart(id, type, labels, datasets) {
+  function chart(id, type, labels, datasets, scales) {
     var canvas = document.getElementById(id);
     if (!canvas || typeof window.Chart === "undefined") { return; }
     return new window.Chart(canvas, {
       type: type,
       data: { labels: labels, datasets: datasets },
-      options: { animation: false, responsive: true, scales: type === "bar" || type === "line" ? { y: { beginAtZero: true } } : {} }
+      options: { animation: false, responsive: true, scales: scales || (type === "bar" || type === "line" ? { y: { beginAtZero: true } } : {}) }
     });
   }
 
@@ -101,10 +101,14 @@
     var data = JSON.parse(node.textContent);
     var keys = function (rows) { return rows.map(function (r) { return r.key; }); };
     var pick = function (rows, field) { return rows.map(function (r) { return r[field]; }); };
+    // Dollars and tokens are different units: each on its own axis (USD left, tokens right).
     chart("ai-chart-day", "line", keys(data.day), [
-      { label: "Cost (USD)", data: pick(data.day, "cost_usd") },
-      { label: "Tokens / 1000", data: data.day.map(function (r) { return r.tokens / 1000; }) }
-    ]);
+      { label: "Cost (USD)", data: pick(data.day, "cost_usd"), yAxisID: "usd" },
+      { label: "Tokens", data: pick(data.day, "tokens"), yAxisID: "tokens" }
+    ], {
+      usd: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "USD" } },
+      tokens: { type: "linear", position: "right", beginAtZero: true, title: { display: true, text: "tokens" }, grid: { drawOnChartArea: false } }
+    });
     chart("ai-chart-task", "bar", keys(data.task), [
       { label: "Calls", data: pick(data.task, "calls") },
       { label: "Failures", data: pick(data.task, "failures") }
@@ -112,9 +116,12 @@
     chart("ai-chart-model", "bar", keys(data.model), [{ label: "Cost (USD)", data: pick(data.model, "cost_usd") }]);
     chart("ai-chart-rc", "bar", keys(data.rc), [{ label: "Cost (USD)", data: pick(data.rc, "cost_usd") }]);
     chart("ai-chart-user", "bar", keys(data.user), [
-      { label: "Tokens", data: pick(data.user, "tokens") },
-      { label: "Failures", data: pick(data.user, "failures") }
-    ]);
+      { label: "Tokens", data: pick(data.user, "tokens"), yAxisID: "tokens" },
+      { label: "Failures", data: pick(data.user, "failures"), yAxisID: "calls" }
+    ], {
+      tokens: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "tokens" } },
+      calls: { type: "linear", position: "right", beginAtZero: true, title: { display: true, text: "failed calls" }, grid: { drawOnChartArea: false } }
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

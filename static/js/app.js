@@ -10,6 +10,15 @@
     }
   });
 
+  // The same for plain (non-htmx) forms: a submit button with data-confirm asks first.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) { return; }
+    var button = event.submitter;
+    var question = button && button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
+
   // Clear old error notices when a new htmx request starts.
   document.addEventListener("htmx:beforeRequest", function () {
     var box = document.getElementById("messages");

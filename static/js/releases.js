@@ -27,21 +27,41 @@
     };
   }
 
-  function trendConfig(trend) {
+  function trendConfig(trend, threshold) {
+    var datasets = [{
+      label: "pass rate %", borderColor: COLORS.rate, backgroundColor: COLORS.rate, spanGaps: true,
+      data: trend.map(function (row) { return row.pass_rate; })
+    }];
+    if (typeof threshold === "number") {
+      // The gate's minimum pass rate as a dashed line across the chart.
+      datasets.push({
+        label: "gate minimum " + threshold + " %", borderColor: COLORS.fail, backgroundColor: COLORS.fail,
+        borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0, pointHitRadius: 0,
+        data: trend.map(function () { return threshold; })
+      });
+    }
     return {
       type: "line",
       data: {
         labels: trend.map(function (row) { return row.release_candidate; }),
-        datasets: [{
-          label: "pass rate %", borderColor: COLORS.rate, backgroundColor: COLORS.rate, spanGaps: true,
-          data: trend.map(function (row) { return row.pass_rate; })
-        }]
+        datasets: datasets
       },
       options: { animation: false, responsive: true, scales: { y: { min: 0, max: 100 } } }
     };
   }
 
-  function draw(id, config) {
+  // An empty chart shows a sentence instead of bare axes.
+  function showEmpty(id, empty) {
+    var canvas = document.getElementById(id);
+    var note = document.querySelector('.chart-empty[data-empty-for="' + id + '"]');
+    if (canvas) { canvas.hidden = empty; }
+    if (note) { note.hidden = !empty; }
+    if (empty && charts[id]) { charts[id].destroy(); delete charts[id]; }
+  }
+
+  function draw(id, config, empty) {
+    showEmpty(id, empty);
+    if (empty) { return; }
     var canvas = document.getElementById(id);
     if (!canvas || typeof window.Chart === "undefined") { return; }
     if (charts[id]) {
@@ -52,12 +72,18 @@
     }
   }
 
+  // Rows may list owners / categories with cases in scope but no run yet: only runs make a bar.
+  function anyRuns(rows) {
+    return rows.some(function (row) { return (row.pass || 0) + (row.fail || 0) + (row.pending || 0) > 0; });
+  }
+
   function renderCharts(fromLiveRegion) {
     var data = chartData(fromLiveRegion === true);
     if (!data) { return; }
-    draw("chart-trend", trendConfig(data.trend));
-    draw("chart-owner", stackedConfig(data.by_owner));
-    draw("chart-category", stackedConfig(data.by_category));
+    var trendEmpty = !data.trend.some(function (row) { return row.pass_rate !== null; });
+    draw("chart-trend", trendConfig(data.trend, data.threshold), trendEmpty);
+    draw("chart-owner", stackedConfig(data.by_owner), !anyRuns(data.by_owner));
+    draw("chart-category", stackedConfig(data.by_category), !anyRuns(data.by_category));
   }
 
   document.addEventListener("DOMContentLoaded", renderCharts);
@@ -66,7 +92,41 @@
   });
 
   // --- run grid: arrows / j k move between rows, p f n set pass / fail / pending on the focused row ---------------
-  var KEYS = { p: "pass", f: "fail", n: "pending" };
+  var KEYS = { p: "pass", n: "pending" };
+
+  function focusFailForm(details) {
+    var input = details.querySelector("input[name=mantis_ids]");
+    if (input) { input.focus(); }
+  }
+
+  // Opening a fail form (click, tap or Enter on its summary) puts the cursor in its first field.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details.matches && details.matches("details.grid-fail") && details.open) { focusFailForm(details); }
+  }, true);
+
+  // Esc in a fail form closes it and gives the focus back to its row.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var details = event.target.closest ? event.target.closest("details.grid-fail") : null;
+    if (!details) { return; }
+    details.open = false;
+    var row = rowOf(details);
+    if (row) { row.focus(); }
+  });
+
+  // The bulk action asks first, naming the status and how many cases it sets.
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (!form.matches || !form.matches("form.bulk")) { return; }
+    var select = form.querySelector("select[name=status]");
+    var status = select ? select.options[select.selectedIndex].text : "this status";
+    var count = parseInt(form.getAttribute("data-bulk-count"), 10) || 0;
+    var max = parseInt(form.getAttribute("data-bulk-max"), 10) || 0;
+    var cases = count > max ? "more than " + max + " cases (the limit; narrow the filters)" : count + (count === 1 ? " case" : " cases");
+    var question = "Record \u201c" + status + "\u201d in " + form.getAttribute("data-rc-name") + " for " + cases + " matching the filters?";
+    if (!window.confirm(question)) { event.preventDefault(); }
+  });
 
   function rowOf(element) { return element && element.closest ? element.closest("tr.grid-row") : null; }
 
@@ -85,7 +145,11 @@
     var row = rowOf(target);
     if (!row) { return; }
     var key = event.key.toLowerCase();
-    if (KEYS[key]) {
+    if (key === "f") {
+      // Fail opens the row's fail form (Mantis ids, note); Enter there records it.
+      var details = row.querySelector("details.grid-fail");
+      if (details) { event.preventDefault(); details.open = true; focusFailForm(details); }
+    } else if (KEYS[key]) {
       var button = row.querySelector('button.set-status[data-status="' + KEYS[key] + '"]');
       if (button) { event.preventDefault(); button.click(); }
     } else if (key === "arrowdown" || key === "j" || key === "arrowup" || key === "k") {
@@ -96,9 +160,11 @@
 
   // A replaced row keeps the keyboard focus, so a tester can go on with the next row.
   document.addEventListener("htmx:afterSwap", function (event) {
-    var elt = event.detail.elt;
-    if (!elt || !elt.id || elt.id.indexOf("grid-row-") !== 0) { return; }
-    var fresh = document.getElementById(elt.id);
-    if (fresh) { fresh.focus(); }
+    var target = event.detail.target;
+    if (!target || !target.id || target.id.indexOf("grid-row-") !== 0) { return; }
+    var fresh = document.getElementById(target.id);
+    if (!fresh) { return; }
+    var open = fresh.querySelector("details.grid-fail[open]");
+    if (open) { focusFailForm(open); } else { fresh.focus(); }
   });
 })();
