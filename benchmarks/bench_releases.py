@@ -501,6 +501,7 @@ def run() -> list[BenchRow]:
         measured["cases"][label] = _p95(_time(_case_list_page(data), SAMPLES))
         for kind, value in _write_clicks(data).items():
             measured[kind][label] = value
+            print(f"  releases {label} ({size}): {WRITES[kind]} p95 {value * 1000:.1f} ms", flush=True)
         if label != "small-after":
             measured["raw"][label] = _raw_group(data)
         print(

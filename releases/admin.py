@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from releases import services
-from releases.models import QualitySummary, ReleaseCandidate, TestCase, TestRun, TestSuite
+from releases.models import KnownIssue, QualitySummary, ReleaseCandidate, TestCase, TestRun, TestSuite
 from report_platform.errors import DomainError
 
 
@@ -68,11 +68,33 @@ class TestSuiteAdmin(admin.ModelAdmin):
             _report(self, request, error)
 
 
+class ProductAssignedFilter(admin.SimpleListFilter):
+    """RCs that migration 0006 could not give a product (their runs span several products, or none) until an
+    admin picks one; then per product."""
+
+    title = "product"
+    parameter_name = "product"
+    NONE = "__none__"
+
+    def lookups(self, request, model_admin):
+        from releases.selectors import products_list
+
+        return [(self.NONE, "Without a product"), *((product, product) for product in products_list())]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.NONE:
+            return queryset.filter(product="")
+        if value:
+            return queryset.filter(product=value)
+        return queryset
+
+
 @admin.register(ReleaseCandidate)
 class ReleaseCandidateAdmin(admin.ModelAdmin):
-    list_display = ["name", "sequence", "state", "created_at"]
-    list_filter = ["state"]
-    search_fields = ["name"]
+    list_display = ["name", "product", "sequence", "state", "created_at"]
+    list_filter = [ProductAssignedFilter, "state"]
+    search_fields = ["name", "product"]
     ordering = ["sequence"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -88,12 +110,18 @@ class ReleaseCandidateAdmin(admin.ModelAdmin):
                     release_candidate=ReleaseCandidate.objects.get(pk=obj.pk),
                     name=obj.name,
                     state=obj.state,
+                    product=obj.product,
                     actor=request.user,
                     request=request,
                 )
             else:
                 created = services.release_candidate_create(
-                    name=obj.name, sequence=obj.sequence, state=obj.state, actor=request.user, request=request
+                    name=obj.name,
+                    product=obj.product,
+                    sequence=obj.sequence,
+                    state=obj.state,
+                    actor=request.user,
+                    request=request,
                 )
                 obj.pk = created.pk
         except DomainError as error:
@@ -207,3 +235,52 @@ class QualitySummaryAdmin(ReadOnlyMixin, admin.ModelAdmin):
         rc_ids = sorted({row.release_candidate_id for row in queryset}, key=str)
         services.summaries_rebuild(release_candidate_ids=rc_ids)
         self.message_user(request, f"Rebuilt the summaries of {len(rc_ids)} RC(s).")
+
+
+@admin.register(KnownIssue)
+class KnownIssueAdmin(admin.ModelAdmin):
+    """Failure signatures linked to a Mantis id. Linking goes through `services.known_issue_link` (one link per
+    product and signature), unlinking through `services.known_issue_unlink`; a link is not edited in place (unlink
+    and link again), so every change is one audit event."""
+
+    list_display = ["product", "signature", "mantis_id", "created_by", "created_at"]
+    list_filter = ["product"]
+    search_fields = ["product", "signature"]  # and the Mantis id, exactly (get_search_results)
+    fields = ["product", "signature", "mantis_id", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+    list_select_related = ["created_by"]
+    ordering = ["product", "signature"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)  # the list, not an edit form
+
+    def get_search_results(self, request, queryset, search_term):
+        # Django's "=mantis_id" is an `iexact` (a regex on MongoDB) that never matches a number: look it up here.
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lstrip("#")
+        if term.isdigit() and len(term) < 12:
+            found = found | queryset.filter(mantis_id=int(term))
+        return found, may_have_duplicates
+
+    def save_model(self, request, obj, form, change):
+        try:
+            created = services.known_issue_link(
+                product=obj.product,
+                signature=obj.signature,
+                mantis_id=obj.mantis_id,
+                actor=request.user,
+                request=request,
+            )
+            obj.pk = created.pk
+        except DomainError as error:
+            _report(self, request, error)
+
+    def delete_model(self, request, obj):
+        try:
+            services.known_issue_unlink(issue=obj, actor=request.user, request=request)
+        except DomainError as error:
+            _report(self, request, error)
+
+    def delete_queryset(self, request, queryset):
+        for issue in queryset:
+            self.delete_model(request, issue)

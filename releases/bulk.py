@@ -1,9 +1,9 @@
 """Bulk upserts of suites, release candidates, cases and runs by natural key (used by the CSV importer).
 
-Natural keys: a suite is (product, name); a release candidate is its name (a missing one is created with the next
-sequence number, in order of first appearance); a case is (suite, key); a run is (case, RC, executed_at, to the
-millisecond). Documents that exist and already hold the same values are left untouched, so writing the same
-batch twice has one effect.
+Natural keys: a suite is (product, name); a release candidate is its name (a missing one is created in the product
+of its rows, with the next sequence number, in order of first appearance); a case is (suite, key); a run is (case,
+RC, executed_at, to the millisecond). Documents that exist and already hold the same values are left untouched, so
+writing the same batch twice has one effect.
 
 Writes go straight to the collections with pymongo, one round trip per collection and batch, in the caller's
 transaction when `BulkState.session` is set (the importer's fenced batch). Before any document is inserted or
@@ -38,6 +38,8 @@ CASES = "testCases"
 RUNS = "testRuns"
 _CASE_FIELDS = ("title", "category", "task", "owner", "priority", "tags")
 _RUN_FIELDS = ("status", "mantis_ids", "notes", "executed_by_id", "suite_id", "owner", "category")
+# Fields of automated runs (JUnit import); rows without them (CSV) write the defaults, as `store.NewRun` does.
+_AUTOMATED_RUN_FIELDS = {"failure_signature": "", "failure_message": "", "duration_ms": None, "flaky": False}
 _IDS_PER_QUERY = 100
 
 
@@ -72,6 +74,8 @@ class BulkState:
     """Carried across the batches of one file: resolved ids and the counts so far."""
 
     actor_id: ObjectId | None = None
+    # False (JUnit import): a case that exists is used as it is, never updated from the row.
+    update_existing_cases: bool = True
     session: Any = None  # pymongo ClientSession of the current batch's transaction (None: no transaction)
     user_ids: dict[str, ObjectId] = field(default_factory=dict)  # lower-case email -> user id
     suite_ids: dict[tuple[str, str], ObjectId] = field(default_factory=dict)
@@ -157,10 +161,10 @@ def _suites_resolve(rows: Sequence[BulkRow], *, state: BulkState, journal: Journ
 
 def _release_candidates_resolve(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal) -> None:
     collection = connection.database[RELEASE_CANDIDATES]
-    wanted: dict[str, None] = {}
+    wanted: dict[str, str] = {}  # RC name -> the product of its first row (the importer checked they agree)
     for row in rows:
         if row.rc and row.rc not in state.release_candidate_ids:
-            wanted.setdefault(row.rc, None)
+            wanted.setdefault(row.rc, row.product)
     if not wanted:
         return
     for document in collection.find({"name": {"$in": list(wanted)}}, {"name": 1}, session=state.session):
@@ -177,6 +181,7 @@ def _release_candidates_resolve(rows: Sequence[BulkRow], *, state: BulkState, jo
                     {
                         "_id": rc_id,
                         "name": name,
+                        "product": wanted[name],
                         "sequence": rules.next_rc_sequence(last["sequence"] if last else None),
                         "state": "testing",
                         "created_at": _now(),
@@ -241,7 +246,7 @@ def _cases_write(rows: Sequence[BulkRow], *, state: BulkState, journal: Journal)
                 }
             )
             state.cases[natural] = (case_id, values)
-        elif known[1] != values:
+        elif known[1] != values and state.update_existing_cases:
             changed[known[0]] = {
                 **dict(zip(_CASE_FIELDS, values, strict=True)),
                 "tags": list(row.tags),
@@ -275,7 +280,7 @@ def _rc_runs_load(rc_id: ObjectId, *, state: BulkState) -> None:
         pair = (document["case_id"], rc_id)
         values = tuple(
             tuple(document.get(name) or ()) if name == "mantis_ids" else document.get(name) for name in _RUN_FIELDS
-        )
+        ) + tuple(document.get(name, default) for name, default in _AUTOMATED_RUN_FIELDS.items())
         state.runs[(*pair, executed_at)] = (document["_id"], values)
         newest = state.newest.get(pair)
         if newest is None or (executed_at, document["_id"]) > newest:
@@ -303,6 +308,7 @@ def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: Bu
             suite_id,
             row.owner,
             row.category,
+            *(getattr(row, name, default) for name, default in _AUTOMATED_RUN_FIELDS.items()),
         )
         batch[(case_id, rc_id, _naive_utc(row.executed_at))] = values
     if not batch:
@@ -315,7 +321,7 @@ def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: Bu
         pair = natural[:2]
         touched.add(pair)
         known = state.runs.get(natural)
-        fields = dict(zip(_RUN_FIELDS, values, strict=True))
+        fields = dict(zip((*_RUN_FIELDS, *_AUTOMATED_RUN_FIELDS), values, strict=True))
         fields["mantis_ids"] = list(values[1])
         if known is None:
             run_id = ObjectId()

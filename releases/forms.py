@@ -57,6 +57,14 @@ class RunForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "maxlength": rules.NOTES_MAX_LENGTH}), required=False
     )
 
+    def __init__(self, *args, product: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if product is not None:
+            # The choices shown: the product's RCs (and any RC still without a product). A posted RC of another
+            # product is refused by the service with its code ("rc_product_mismatch"), not as an unknown choice.
+            field = self.fields["release_candidate"]
+            field.queryset = field.queryset.filter(product__in=[product, ""])
+
     def clean_mantis_ids(self) -> list[str]:
         return [part.strip() for part in self.cleaned_data["mantis_ids"].replace(";", ",").split(",") if part.strip()]
 
@@ -66,17 +74,36 @@ class ReleaseCandidateForm(forms.Form):
     state = forms.ChoiceField(choices=ReleaseCandidate.State.choices, initial=ReleaseCandidate.State.TESTING)
 
 
+class ReleaseCandidateCreateForm(ReleaseCandidateForm):
+    """A new RC: its name, state and product (one of the products that have suites)."""
+
+    product = forms.ChoiceField(choices=())
+
+    def __init__(self, *args, **kwargs) -> None:
+        from releases.selectors import products_list
+
+        super().__init__(*args, **kwargs)
+        self.fields["product"].choices = [(product, product) for product in products_list()]
+
+
 class GridStatusForm(forms.Form):
     """One click in the run grid: a case, an RC and a status."""
 
     case = forms.CharField(max_length=24)
     release_candidate = forms.ModelChoiceField(queryset=ReleaseCandidate.objects.all(), to_field_name="pk")
     status = forms.ChoiceField(choices=RunStatus.choices)
+    # The fail form of a row also sends the Mantis ids and a note (checked by the service, like the case page's).
+    mantis_ids = forms.CharField(required=False, max_length=400)
+    notes = forms.CharField(required=False, max_length=rules.NOTES_MAX_LENGTH)
+
+    def clean_mantis_ids(self) -> list[str]:
+        return [part.strip() for part in self.cleaned_data["mantis_ids"].replace(";", ",").split(",") if part.strip()]
 
 
 class CaseFilterForm(forms.Form):
     """The case list / run grid filters, all in the URL so a view can be shared."""
 
+    product = forms.CharField(required=False, max_length=rules.PRODUCT_MAX_LENGTH)
     suite = forms.CharField(required=False, max_length=24)
     category = forms.CharField(required=False, max_length=rules.CATEGORY_MAX_LENGTH)
     owner = forms.CharField(required=False, max_length=rules.OWNER_MAX_LENGTH)

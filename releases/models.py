@@ -128,6 +128,12 @@ class TestRun(models.Model):
     owner = models.CharField(max_length=150)
     category = models.CharField(max_length=100)
     is_latest = models.BooleanField(default=True)
+    # Automated results (JUnit import, bulk API): the failure's normalised signature (releases/signatures.py) and
+    # its message with the first FAILURE_TEXT_MAX_BYTES of the report's text; the duration; a pass on rerun.
+    failure_signature = models.CharField(max_length=300, blank=True, default="")
+    failure_message = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    flaky = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -143,6 +149,29 @@ class TestRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} @ {self.release_candidate_id}: {self.status}"
+
+
+class KnownIssue(models.Model):
+    """A failure signature of a product linked to a Mantis issue, once: later failures with that signature show
+    the link (a "known issue")."""
+
+    product = models.CharField(max_length=120)
+    signature = models.CharField(max_length=300)
+    mantis_id = models.PositiveIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "knownIssues"
+        ordering = ["product", "signature"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "signature"], name="knownissue_unique_product_signature")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product}: {self.signature[:60]} -> #{self.mantis_id}"
 
 
 class SummaryDimension(models.TextChoices):
@@ -184,6 +213,7 @@ class QualitySummary(models.Model):
 
     class Meta:
         db_table = "qualitySummaries"
+        verbose_name_plural = "quality summaries"
         constraints = [
             models.UniqueConstraint(
                 fields=["release_candidate", "suite", "dimension", "key"], name="summary_unique_rc_suite_dim_key"
@@ -193,3 +223,27 @@ class QualitySummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release_candidate_id}/{self.suite_id}/{self.dimension}:{self.key}"
+
+
+class CaseScopeCount(models.Model):
+    """How many live (not soft-deleted) cases a suite has, in total (dimension "all", empty key) and per owner and
+    category: the "in scope" side of coverage. Kept by the applier of `releases.store` from the case-count entries
+    that case create, edit, delete and restore write into the outbox, and rebuilt from the cases by
+    `summaries_rebuild`, so coverage figures never scan the cases."""
+
+    suite = models.ForeignKey(TestSuite, on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=16, choices=SummaryDimension.choices)
+    key = models.CharField(max_length=150, blank=True)
+    case_count = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = SettledSummaryManager()
+
+    class Meta:
+        db_table = "caseScopeCounts"
+        constraints = [
+            models.UniqueConstraint(fields=["suite", "dimension", "key"], name="casecount_unique_suite_dim_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.suite_id}/{self.dimension}:{self.key} = {self.case_count}"

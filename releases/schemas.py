@@ -156,3 +156,62 @@ class QualityOut(Schema):
     trend: list[dict]
     delta: dict | None
     gate: dict
+
+
+# --- bulk runs (POST runs/bulk) ----------------------------------------------------------------------------------
+
+
+class BulkRunIn(StrictSchema):
+    case: str | None = Field(None, min_length=24, max_length=24, description="Case id; or product + suite + key.")
+    product: str | None = Field(None, min_length=1, json_schema_extra=_max_length(rules.PRODUCT_MAX_LENGTH))
+    suite: str | None = Field(None, min_length=1, json_schema_extra=_max_length(rules.SUITE_NAME_MAX_LENGTH))
+    key: str | None = Field(None, min_length=1, json_schema_extra=_KEY)
+    status: StatusLiteral
+    mantis_ids: list[int | str] = Field(
+        default_factory=list, json_schema_extra={"maxItems": rules.MANTIS_IDS_PER_RUN_MAX}
+    )
+    notes: str = Field("", json_schema_extra=_max_length(rules.NOTES_MAX_LENGTH))
+    executed_at: datetime | None = Field(None, description="Defaults to now; must carry a time zone.")
+    failure_type: str = Field("", json_schema_extra=_max_length(200), description="Exception type of a failure.")
+    failure_message: str = Field("", json_schema_extra=_max_length(rules.NOTES_MAX_LENGTH))
+    duration_ms: int | None = Field(None, ge=0, le=10**10)
+    flaky: bool = Field(False, description="Passed on rerun: counts in the flaky score.")
+
+
+class BulkRunsIn(StrictSchema):
+    rc: str = Field(..., min_length=1, max_length=rules.RC_NAME_MAX_LENGTH, description="RC name or id.")
+    runs: list[BulkRunIn] = Field(..., min_length=1, description="At most BULK_RUNS_MAX runs; all or nothing.")
+
+
+class BulkRunsOut(Schema):
+    release_candidate: str
+    recorded: int
+    runs: list[str]
+
+
+class ReleaseCandidateIn(StrictSchema):
+    name: str = Field(..., min_length=1, max_length=rules.RC_NAME_MAX_LENGTH, description="RC name.")
+    product: str = Field(
+        ..., min_length=1, max_length=rules.PRODUCT_MAX_LENGTH, description="A product that has suites."
+    )
+    state: Literal["planned", "testing", "released", "rejected"] = "testing"
+
+
+class ReleaseCandidateOut(Schema):
+    id: str
+    name: str
+    product: str
+    state: str
+    sequence: int
+    created_at: datetime
+
+    @staticmethod
+    def of(release_candidate) -> dict:
+        return {
+            "id": str(release_candidate.pk),
+            "name": release_candidate.name,
+            "product": release_candidate.product,
+            "state": str(release_candidate.state),
+            "sequence": release_candidate.sequence,
+            "created_at": release_candidate.created_at,
+        }

@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -37,7 +37,10 @@ from releases.models import (
 from report_platform.errors import NotFound, ValidationFailed
 
 SUMMARIES = store.SUMMARIES
+CASE_COUNTS = store.CASE_COUNTS
 RUNS = store.RUNS
+IDS_PER_QUERY = store.IDS_PER_QUERY
+id_slices = store.id_slices
 STATUS_FILTERS = (*RunStatus.values, "not_run")
 
 
@@ -49,6 +52,23 @@ def pass_rate(passed: int, total: int) -> float | None:
 def _counts(passed: int, failed: int, pending: int) -> dict[str, Any]:
     total = passed + failed + pending
     return {"pass": passed, "fail": failed, "pending": pending, "total": total, "pass_rate": pass_rate(passed, total)}
+
+
+def _coverage_counts(passed: int, failed: int, pending: int, in_scope: int) -> dict[str, Any]:
+    """`_counts` plus coverage: "in_scope" (live cases), "executed" (cases with a latest run: pass + fail +
+    pending, the pass rate's base), "not_run" (in scope without a run) and "coverage" (executed / in scope, percent
+    with one decimal, None when nothing is in scope). A run keeps the owner and category its case had when it was
+    recorded, so a per-owner row may count more executed than in scope: "not_run" never goes below 0 nor
+    "coverage" above 100."""
+    counts = _counts(passed, failed, pending)
+    executed = min(counts["total"], in_scope)
+    return {
+        **counts,
+        "in_scope": in_scope,
+        "executed": counts["total"],
+        "not_run": in_scope - executed,
+        "coverage": round(100.0 * executed / in_scope, 1) if in_scope else None,
+    }
 
 
 def object_id_or_404(value: Any, *, what: str = "object") -> ObjectId:
@@ -116,32 +136,69 @@ def run_get(*, run_id: Any) -> TestRun:
     return run
 
 
-def suite_list() -> list[dict[str, Any]]:
-    """Every suite with its number of active cases: [{"suite": TestSuite, "case_count": int}] by product, name."""
-    counts = {
-        row["_id"]: row["n"]
-        for row in connection.database["testCases"].aggregate(
-            [{"$match": {"is_deleted": False}}, {"$group": {"_id": "$suite_id", "n": {"$sum": 1}}}]
-        )
-    }
-    return [{"suite": suite, "case_count": counts.get(suite.pk, 0)} for suite in TestSuite.objects.all()]
+def suite_list(*, product: str | None = None) -> list[dict[str, Any]]:
+    """Every suite (of `product`, when given) with its number of live cases (the case counts, no scan of the
+    cases): [{"suite": TestSuite, "case_count": int}] by product, name."""
+    suites = list(TestSuite.objects.filter(product=product) if product is not None else TestSuite.objects.all())
+    counts = _case_counts(suite_ids=[suite.pk for suite in suites], dimensions=[SummaryDimension.ALL])
+    return [{"suite": suite, "case_count": counts.get((SummaryDimension.ALL, str(suite.pk)), 0)} for suite in suites]
 
 
-def release_candidate_list() -> list[ReleaseCandidate]:
-    """All RCs in release order (ascending `sequence`)."""
-    return list(ReleaseCandidate.objects.order_by("sequence"))
+# --- products: every page, the API and the reports work within one ------------------------------------------------
+
+
+def products_list() -> list[str]:
+    """The products that have suites, sorted: the choices of the product chooser and of a new RC."""
+    return sorted(value for value in connection.database["testSuites"].distinct("product") if value)
+
+
+def product_suite_ids(*, product: str) -> list[ObjectId]:
+    """Ids of the product's suites (one indexed query; suites are few)."""
+    return [document["_id"] for document in connection.database["testSuites"].find({"product": product}, {"_id": 1})]
+
+
+def scope_suite_ids(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> list[ObjectId] | None:
+    """The suites an RC's figures cover: `suite` alone when given, else every suite of the RC's product (None =
+    every suite, only for an RC that has no product yet)."""
+    if suite is not None:
+        return [suite.pk]
+    if release_candidate.product:
+        return product_suite_ids(product=release_candidate.product)
+    return None
+
+
+def product_default() -> str:
+    """The product to show when none was chosen: the product of the newest RC in testing (else of the newest RC;
+    "" when that RC has no product yet), else the first product with suites, else ""."""
+    current = release_candidate_current()
+    if current is not None:
+        return current.product
+    products = products_list()
+    return products[0] if products else ""
+
+
+def release_candidate_list(*, product: str | None = None) -> list[ReleaseCandidate]:
+    """The RCs (of `product`, when given) in release order (ascending `sequence`)."""
+    queryset = ReleaseCandidate.objects.order_by("sequence")
+    return list(queryset.filter(product=product) if product is not None else queryset)
 
 
 def release_candidate_previous(*, release_candidate: ReleaseCandidate) -> ReleaseCandidate | None:
-    """The RC just before this one in sequence order, or None for the first RC."""
-    return ReleaseCandidate.objects.filter(sequence__lt=release_candidate.sequence).order_by("-sequence").first()
-
-
-def release_candidate_current() -> ReleaseCandidate | None:
-    """The RC a dashboard opens on: the newest one in testing, else the newest one."""
+    """The RC of the same product just before this one in sequence order, or None for the product's first RC."""
     return (
-        ReleaseCandidate.objects.filter(state=ReleaseCandidate.State.TESTING).order_by("-sequence").first()
-        or ReleaseCandidate.objects.order_by("-sequence").first()
+        ReleaseCandidate.objects.filter(product=release_candidate.product, sequence__lt=release_candidate.sequence)
+        .order_by("-sequence")
+        .first()
+    )
+
+
+def release_candidate_current(*, product: str | None = None) -> ReleaseCandidate | None:
+    """The RC a page opens on: the product's newest RC in testing, else its newest RC (`product` None: among all
+    RCs)."""
+    queryset = ReleaseCandidate.objects.all() if product is None else ReleaseCandidate.objects.filter(product=product)
+    return (
+        queryset.filter(state=ReleaseCandidate.State.TESTING).order_by("-sequence").first()
+        or queryset.order_by("-sequence").first()
     )
 
 
@@ -159,11 +216,11 @@ def distinct_values() -> dict[str, list[str]]:
 # --- metrics from the summary documents --------------------------------------------------------------------------
 
 
-def _summary_rows(*, release_candidate_ids: list[ObjectId], suite: TestSuite | None, dimensions: list[str]):
+def _summary_rows(*, release_candidate_ids: list[ObjectId], suite_ids: list[ObjectId] | None, dimensions: list[str]):
     store.summaries_settle()
     query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "dimension": {"$in": dimensions}}
-    if suite is not None:
-        query["suite_id"] = suite.pk
+    if suite_ids is not None:
+        query["suite_id"] = {"$in": suite_ids}
     return connection.database[SUMMARIES].find(
         query,
         {
@@ -179,17 +236,36 @@ def _summary_rows(*, release_candidate_ids: list[ObjectId], suite: TestSuite | N
     )
 
 
-def quality_summary(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> dict[str, Any]:
-    """Counts of the latest run statuses of an RC (optionally one suite), from the summary documents.
+def _case_counts(*, suite_ids: list[ObjectId] | None, dimensions: list[str]) -> dict[tuple[str, str], int]:
+    """{(dimension, key): live cases} summed over the suites (None = all) from the case counts; the "all" rows are
+    keyed by suite id (24-hex)."""
+    store.summaries_settle()
+    query: dict[str, Any] = {"dimension": {"$in": dimensions}}
+    if suite_ids is not None:
+        query["suite_id"] = {"$in": suite_ids}
+    counts: dict[tuple[str, str], int] = {}
+    for row in connection.database[CASE_COUNTS].find(query, {"_id": 0, "suite_id": 1, "dimension": 1, "key": 1,
+                                                              "case_count": 1}):  # fmt: skip
+        key = (row["dimension"], str(row["suite_id"]) if row["dimension"] == SummaryDimension.ALL else row["key"])
+        counts[key] = counts.get(key, 0) + row.get("case_count", 0)
+    return counts
 
-    Returns {"release_candidate": {"id", "name", "state", "sequence"}, "suite": {"id","name"} | None,
-    "totals": {"pass", "fail", "pending", "total", "pass_rate"},
-    "by_owner": [{"name", "pass", "fail", "pending", "total", "pass_rate"}, ...] (by name),
-    "by_category": [...same...], "by_suite": [{"name", "id", ...same counts...}]}. Rows with total 0 are left out.
+
+def quality_summary(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> dict[str, Any]:
+    """Counts of the latest run statuses of an RC (optionally one suite) and its coverage, from the summary
+    documents and the case counts (never a scan of runs or cases). The scope is the RC's product: its suites' live
+    cases (`scope_suite_ids`).
+
+    Returns {"release_candidate": {"id", "name", "state", "sequence", "product"}, "suite": {"id","name"} | None,
+    "totals": {"pass", "fail", "pending", "total", "pass_rate", "in_scope", "executed", "not_run", "coverage"},
+    "by_owner": [{"name", ...same counts...}, ...] (by name), "by_category": [...same...],
+    "by_suite": [{"name", "id", ...same counts...}]}. Rows with nothing run and nothing in scope are left out.
     """
-    sums: dict[tuple[str, str], list[int]] = {}
+    scope = scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    in_scope = _case_counts(suite_ids=scope, dimensions=list(SummaryDimension.values))
+    sums: dict[tuple[str, str], list[int]] = {key: [0, 0, 0] for key in in_scope}
     for row in _summary_rows(
-        release_candidate_ids=[release_candidate.pk], suite=suite, dimensions=list(SummaryDimension.values)
+        release_candidate_ids=[release_candidate.pk], suite_ids=scope, dimensions=list(SummaryDimension.values)
     ):
         key = (row["dimension"], str(row["suite_id"]) if row["dimension"] == SummaryDimension.ALL else row["key"])
         bucket = sums.setdefault(key, [0, 0, 0])
@@ -206,37 +282,49 @@ def quality_summary(*, release_candidate: ReleaseCandidate, suite: TestSuite | N
             "name": release_candidate.name,
             "state": str(release_candidate.state),
             "sequence": release_candidate.sequence,
+            "product": release_candidate.product,
         },
         "suite": {"id": str(suite.pk), "name": suite.name} if suite is not None else None,
         "by_owner": [],
         "by_category": [],
         "by_suite": [],
     }
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     for (dimension, key), (passed, failed, pending) in sorted(sums.items()):
-        if passed + failed + pending == 0:
+        scoped = in_scope.get((dimension, key), 0)
+        if passed + failed + pending == 0 and scoped == 0:
             continue
-        row = {"name": key, **_counts(passed, failed, pending)}
+        row = {"name": key, **_coverage_counts(passed, failed, pending, scoped)}
         if dimension == SummaryDimension.ALL:
-            totals = [totals[0] + passed, totals[1] + failed, totals[2] + pending]
+            totals = [totals[0] + passed, totals[1] + failed, totals[2] + pending, totals[3] + scoped]
             result["by_suite"].append({**row, "id": key, "name": suites.get(key, key)})
         elif dimension == SummaryDimension.OWNER:
             result["by_owner"].append(row)
         else:
             result["by_category"].append(row)
     result["by_suite"].sort(key=lambda row: row["name"])
-    result["totals"] = _counts(*totals)
+    result["totals"] = _coverage_counts(*totals)
     return result
 
 
-def pass_rate_trend(*, suite: TestSuite | None = None, limit: int = 10) -> list[dict[str, Any]]:
-    """Pass rate per RC for the newest `limit` RCs, oldest first:
+def pass_rate_trend(
+    *, product: str | None = None, suite: TestSuite | None = None, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Pass rate per RC for the newest `limit` RCs of one product (the suite's when a suite is given; None and no
+    suite: every RC), oldest first, counting that product's suites only:
     [{"release_candidate": name, "id", "sequence", "pass", "fail", "pending", "total", "pass_rate"}]."""
     limit = max(1, min(int(limit), 100))
-    rcs = list(ReleaseCandidate.objects.order_by("-sequence")[:limit])[::-1]
+    if suite is not None:
+        product = suite.product
+    queryset = ReleaseCandidate.objects.all() if product is None else ReleaseCandidate.objects.filter(product=product)
+    rcs = list(queryset.order_by("-sequence")[:limit])[::-1]
     sums = {rc.pk: [0, 0, 0] for rc in rcs}
+    if suite is not None:
+        suite_ids: list[ObjectId] | None = [suite.pk]
+    else:
+        suite_ids = product_suite_ids(product=product) if product else None
     for row in _summary_rows(
-        release_candidate_ids=[rc.pk for rc in rcs], suite=suite, dimensions=[SummaryDimension.ALL]
+        release_candidate_ids=[rc.pk for rc in rcs], suite_ids=suite_ids, dimensions=[SummaryDimension.ALL]
     ):
         bucket = sums[row["release_candidate_id"]]
         bucket[0] += row.get("pass_count", 0)
@@ -250,23 +338,35 @@ def pass_rate_trend(*, suite: TestSuite | None = None, limit: int = 10) -> list[
 # --- per-case comparisons ----------------------------------------------------------------------------------------
 
 
-def _latest_statuses(*, release_candidate_ids: list[ObjectId], suite: TestSuite | None) -> dict[ObjectId, dict]:
-    """{case_id: {rc_id: status}} from the latest runs of the given RCs."""
+def _latest_statuses(
+    *, release_candidate_ids: list[ObjectId], suite_ids: list[ObjectId] | None
+) -> dict[ObjectId, dict]:
+    """{case_id: {rc_id: status}} from the latest runs of the given RCs (in these suites; None = all)."""
     query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "is_latest": True}
-    if suite is not None:
-        query["suite_id"] = suite.pk
+    if suite_ids is not None:
+        query["suite_id"] = {"$in": suite_ids}
     statuses: dict[ObjectId, dict] = {}
     for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1, "release_candidate_id": 1, "status": 1}):
         statuses.setdefault(run["case_id"], {})[run["release_candidate_id"]] = run["status"]
     return statuses
 
 
+def _flaky_latest_runs(*, release_candidate_ids: list[ObjectId], suite_ids: list[ObjectId] | None) -> dict:
+    """{case_id: how many of the given RCs' latest runs of the case passed on rerun (`flaky`)}."""
+    query: dict[str, Any] = {"release_candidate_id": {"$in": release_candidate_ids}, "is_latest": True, "flaky": True}
+    if suite_ids is not None:
+        query["suite_id"] = {"$in": suite_ids}
+    counts: dict[ObjectId, int] = {}
+    for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1}):
+        counts[run["case_id"]] = counts.get(run["case_id"], 0) + 1
+    return counts
+
+
 def _case_items(case_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
     """Display fields of active cases by id (flat indexed queries, suites joined in Python)."""
     documents = []
     fields = {"key": 1, "title": 1, "suite_id": 1, "owner": 1, "category": 1, "priority": 1}
-    for chunk_start in range(0, len(case_ids), 5000):
-        chunk = case_ids[chunk_start : chunk_start + 5000]
+    for chunk in id_slices(case_ids):
         documents.extend(connection.database["testCases"].find({"_id": {"$in": chunk}, "is_deleted": False}, fields))
     suites = {
         suite.pk: suite.name
@@ -298,10 +398,24 @@ def rc_delta(
     "priority", "statuses": {"baseline": status | None, "current": status | None}}, sorted by priority then key.
     new failures: fail now, not failing in the baseline (passed, pending or not run); fixed: fail -> pass;
     still failing: fail in both; newly not run: pass/fail in the baseline, pending or no run now.
-    Soft-deleted cases are left out.
+    Soft-deleted cases are left out. Both RCs are of one product: a baseline of another product is refused
+    (`ValidationFailed` code "baseline_other_product"); comparing an RC with itself adds a line to "warnings".
     """
     if baseline is None:
         baseline = release_candidate_previous(release_candidate=release_candidate)
+    elif baseline.product != release_candidate.product:
+        raise ValidationFailed(
+            f"{baseline.name} is an RC of {baseline.product or 'no product'}; compare {release_candidate.name} with "
+            f"an RC of {release_candidate.product or 'the same product'}.",
+            code="baseline_other_product",
+            fields={"baseline": [f"Choose an RC of {release_candidate.product or 'the same product'}."]},
+        )
+    warnings = []
+    if baseline is not None and baseline.pk == release_candidate.pk:
+        warnings.append(
+            f"{release_candidate.name} is compared with itself: every list below is empty. Choose an earlier RC as "
+            "the baseline."
+        )
     result: dict[str, Any] = {
         "release_candidate": {"id": str(release_candidate.pk), "name": release_candidate.name},
         "baseline": {"id": str(baseline.pk), "name": baseline.name} if baseline is not None else None,
@@ -311,7 +425,9 @@ def rc_delta(
         "newly_not_run": [],
     }
     rc_ids = [release_candidate.pk] + ([baseline.pk] if baseline is not None else [])
-    statuses = _latest_statuses(release_candidate_ids=rc_ids, suite=suite)
+    statuses = _latest_statuses(
+        release_candidate_ids=rc_ids, suite_ids=scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    )
     buckets: dict[str, list[tuple[ObjectId, str | None, str | None]]] = {
         name: [] for name in result if name not in ("release_candidate", "baseline")
     }
@@ -337,32 +453,45 @@ def rc_delta(
         listed.sort(key=lambda item: (item["priority"], item["key"], item["case_id"]))
         result[name] = listed
     result["counts"] = {name: len(result[name]) for name in buckets}
+    result["warnings"] = warnings
     return result
 
 
 def flaky_cases(
     *, release_candidate: ReleaseCandidate, window: int = 5, suite: TestSuite | None = None, min_flips: int = 2
 ) -> list[dict[str, Any]]:
-    """Cases whose latest status flips between pass and fail across the last `window` RCs up to and including
-    `release_candidate` (pending and not-run RCs are skipped).
+    """Cases whose latest status flips between pass and fail across the last `window` RCs of the product up to and
+    including `release_candidate` (pending and not-run RCs are skipped).
 
-    flips = number of pass<->fail changes between consecutive executed RCs; flakiness score = flips / (executed
-    RCs - 1), in 0..1 (1 = flips every RC). Only cases with at least `min_flips` flips are returned, highest score
-    first: [{"case_id", "key", "title", "suite", "suite_id", "owner", "category", "priority", "flips", "score",
+    flips = number of pass<->fail changes between consecutive executed RCs, plus one per RC whose latest run passed
+    on rerun (`flaky`, automated results); flakiness score = flips / (executed RCs - 1), at most 1 (1 = flips
+    every RC). Only cases with at least `min_flips` flips, or a flaky run, are returned, highest score first:
+    [{"case_id", "key", "title", "suite", "suite_id", "owner", "category", "priority", "flips", "score",
     "history": [{"release_candidate": name, "status": status | None}, ...oldest first]}].
     """
     window = max(2, min(int(window), 50))
     rcs = list(
-        ReleaseCandidate.objects.filter(sequence__lte=release_candidate.sequence).order_by("-sequence")[:window]
+        ReleaseCandidate.objects.filter(
+            product=release_candidate.product, sequence__lte=release_candidate.sequence
+        ).order_by("-sequence")[:window]
     )[::-1]
-    statuses = _latest_statuses(release_candidate_ids=[rc.pk for rc in rcs], suite=suite)
+    statuses = _latest_statuses(
+        release_candidate_ids=[rc.pk for rc in rcs],
+        suite_ids=scope_suite_ids(release_candidate=release_candidate, suite=suite),
+    )
+    flaky_runs = _flaky_latest_runs(
+        release_candidate_ids=[rc.pk for rc in rcs],
+        suite_ids=scope_suite_ids(release_candidate=release_candidate, suite=suite),
+    )
     found: list[tuple[ObjectId, int, float, list]] = []
     for case_id, by_rc in statuses.items():
         executed = [by_rc[rc.pk] for rc in rcs if by_rc.get(rc.pk) in (RunStatus.PASS, RunStatus.FAIL)]
-        flips = sum(1 for before, after in pairwise(executed) if before != after)
-        if flips >= min_flips:
+        # A pass on rerun (an automated run marked flaky) is a fail->pass flip within its RC.
+        flaky = flaky_runs.get(case_id, 0)
+        flips = sum(1 for before, after in pairwise(executed) if before != after) + flaky
+        if flips >= min_flips or flaky:
             history = [{"release_candidate": rc.name, "status": by_rc.get(rc.pk)} for rc in rcs]
-            found.append((case_id, flips, round(flips / (len(executed) - 1), 2), history))
+            found.append((case_id, flips, round(min(flips / max(len(executed) - 1, 1), 1.0), 2), history))
     items = _case_items([case_id for case_id, _, _, _ in found])
     result = [
         {**items[case_id], "flips": flips, "score": score, "history": history}
@@ -383,22 +512,25 @@ def new_failures_of_priority(
     """Keys of active cases of `priority` failing in the RC but not in `baseline`, sorted. Reads only the RC's
     failing latest runs (index `(releaseCandidate, status)`), so it costs what the failures cost, not all runs."""
     query: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "status": RunStatus.FAIL, "is_latest": True}
-    if suite is not None:
-        query["suite_id"] = suite.pk
+    scope = scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    if scope is not None:
+        query["suite_id"] = {"$in": scope}
     failing = [run["case_id"] for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1})]
     cases = {
         document["_id"]: document["key"]
+        for ids in id_slices(failing)
         for document in connection.database["testCases"].find(
-            {"_id": {"$in": failing}, "priority": priority, "is_deleted": False}, {"key": 1}
+            {"_id": {"$in": ids}, "priority": priority, "is_deleted": False}, {"key": 1}
         )
     }
     if baseline is not None and cases:
         still = {
             run["case_id"]
+            for ids in id_slices(list(cases))
             for run in connection.database[RUNS].find(
                 {
+                    "case_id": {"$in": ids},  # first: the (case, RC, is_latest) index, not all the baseline's runs
                     "release_candidate_id": baseline.pk,
-                    "case_id": {"$in": list(cases)},
                     "is_latest": True,
                     "status": RunStatus.FAIL,
                 },
@@ -409,19 +541,71 @@ def new_failures_of_priority(
     return sorted(cases.values())
 
 
+def cases_not_run_of_priority(
+    *,
+    release_candidate: ReleaseCandidate,
+    priority: int,
+    suite: TestSuite | None = None,
+    limit: int = 20,
+    scan_limit: int = 1000,
+) -> list[str]:
+    """Keys of live cases of `priority` in the RC's scope without a latest run in it (sorted), at most `limit`.
+
+    Reads the scope's cases of that priority in the server's natural order (no sort: a sorted find makes the
+    stand-in read every match before the first), a slice at a time, and asks the RC's latest runs of each slice
+    (index (case, RC, is_latest)); it stops as soon as `limit` keys are found, or after `scan_limit` cases (the gate
+    lists examples; its coverage figure comes from the counts), so its cost stays bounded whatever the size."""
+    scope = scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    match: dict[str, Any] = {"priority": priority, "is_deleted": False}
+    if scope is not None:
+        match["suite_id"] = {"$in": scope}
+    found: list[str] = []
+    cursor = connection.database["testCases"].find(match, {"key": 1}).limit(scan_limit).batch_size(IDS_PER_QUERY)
+    chunk: list[dict[str, Any]] = []
+
+    def check(documents: list[dict[str, Any]]) -> None:
+        run = {
+            document["case_id"]
+            for document in connection.database[RUNS].find(
+                {
+                    "case_id": {"$in": [case["_id"] for case in documents]},
+                    "release_candidate_id": release_candidate.pk,
+                    "is_latest": True,
+                },
+                {"_id": 0, "case_id": 1},
+            )
+        }
+        found.extend(case["key"] for case in documents if case["_id"] not in run)
+
+    for scanned, document in enumerate(cursor, start=1):
+        chunk.append(document)
+        if len(chunk) >= IDS_PER_QUERY:
+            check(chunk)
+            chunk = []
+            if len(found) >= limit or scanned >= scan_limit:
+                break
+    if chunk and len(found) < limit:
+        check(chunk)
+    cursor.close()
+    return sorted(found[:limit])
+
+
 def release_gate(*, release_candidate: ReleaseCandidate, suite: TestSuite | None = None) -> dict[str, Any]:
-    """GO / NO-GO for an RC against the thresholds in settings (RELEASES_GATE_MIN_PASS_RATE, percent;
-    RELEASES_GATE_MAX_NEW_P1_FAILURES, default 0).
+    """GO / NO-GO for an RC against the thresholds in settings (RELEASES_GATE_MIN_PASS_RATE and
+    RELEASES_GATE_MIN_COVERAGE, percent; RELEASES_GATE_MAX_NEW_P1_FAILURES, default 0).
 
     Returns {"verdict": "GO" | "NO-GO", "reasons": [str, ...] (empty for GO), "thresholds": {"min_pass_rate",
-    "max_new_p1_failures"}, "pass_rate": float | None, "new_p1_failures": [case keys], "baseline": name | None}.
-    An RC without any executed run is NO-GO.
+    "min_coverage", "max_new_p1_failures"}, "pass_rate": float | None, "coverage": float | None,
+    "new_p1_failures": [case keys], "not_run_p1": [case keys, at most 20, listed when coverage is too low],
+    "baseline": name | None}. An RC without any executed run is NO-GO.
     """
     min_pass_rate = float(getattr(settings, "RELEASES_GATE_MIN_PASS_RATE", 95.0))
+    min_coverage = float(getattr(settings, "RELEASES_GATE_MIN_COVERAGE", 90.0))
     max_new_p1 = int(getattr(settings, "RELEASES_GATE_MAX_NEW_P1_FAILURES", 0))
     summary = quality_summary(release_candidate=release_candidate, suite=suite)
     baseline = release_candidate_previous(release_candidate=release_candidate)
-    rate = summary["totals"]["pass_rate"]
+    totals = summary["totals"]
+    rate, coverage = totals["pass_rate"], totals["coverage"]
     new_p1 = new_failures_of_priority(
         release_candidate=release_candidate, baseline=baseline, priority=Priority.P1, suite=suite
     )
@@ -430,16 +614,47 @@ def release_gate(*, release_candidate: ReleaseCandidate, suite: TestSuite | None
         reasons.append("No runs recorded for this RC yet.")
     elif rate < min_pass_rate:
         reasons.append(f"Pass rate {rate:.1f}% is below the minimum of {min_pass_rate:.1f}%.")
+    not_run_p1: list[str] = []
+    if coverage is not None and coverage < min_coverage:
+        not_run_p1 = cases_not_run_of_priority(release_candidate=release_candidate, priority=Priority.P1, suite=suite)
+        reason = (
+            f"Coverage {coverage:.1f}% is below the minimum of {min_coverage:.1f}%: {totals['not_run']} of "
+            f"{totals['in_scope']} cases not run."
+        )
+        if not_run_p1:
+            more = " and more" if len(not_run_p1) > 10 else ""
+            reason += f" Priority-1 cases not run: {', '.join(not_run_p1[:10])}{more}."
+        reasons.append(reason)
     if len(new_p1) > max_new_p1:
         reasons.append(f"{len(new_p1)} new failure(s) in priority-1 cases: {', '.join(new_p1[:10])}.")
+    # Optional rule (RELEASES_GATE_NO_NEW_SIGNATURE, off by default): no failure signature the baseline did not have.
+    no_new_signature = bool(getattr(settings, "RELEASES_GATE_NO_NEW_SIGNATURE", False))
+    new_signatures = _new_signatures(release_candidate, baseline, suite) if no_new_signature else []
+    if new_signatures:
+        shown = "; ".join(new_signatures[:5]) + (" …" if len(new_signatures) > 5 else "")
+        reasons.append(f"{len(new_signatures)} new error signature(s) against {baseline.name}: {shown}")
     return {
+        "no_new_signature": no_new_signature,  # the optional rule is on
+        "new_signatures": new_signatures,
         "verdict": "NO-GO" if reasons else "GO",
         "reasons": reasons,
-        "thresholds": {"min_pass_rate": min_pass_rate, "max_new_p1_failures": max_new_p1},
+        "thresholds": {
+            "min_pass_rate": min_pass_rate,
+            "min_coverage": min_coverage,
+            "max_new_p1_failures": max_new_p1,
+        },
         "pass_rate": rate,
+        "coverage": coverage,
         "new_p1_failures": new_p1,
+        "not_run_p1": not_run_p1,
         "baseline": baseline.name if baseline is not None else None,
     }
+
+
+def _new_signatures(release_candidate: ReleaseCandidate, baseline, suite) -> list[str]:
+    from releases import failure_selectors
+
+    return failure_selectors.new_signatures(release_candidate=release_candidate, baseline=baseline, suite=suite)
 
 
 def case_history(*, case: TestCase) -> list[TestRun]:
@@ -484,15 +699,27 @@ def latest_runs_for(*, case_ids: list[ObjectId], release_candidate: ReleaseCandi
 # --- case list with keyset pagination ----------------------------------------------------------------------------
 
 # sort name -> (model field, descending), each a (field, id) keyset over an index of that shape. The key order
-# reads bounded key ranges (see `_pages_by_key_windows`).
+# reads bounded key ranges (see `_pages_by_key_windows`). Priority 1 is the highest priority, so "-priority"
+# (descending priority, what people mean by "most important first") is P1, P2, ... and "priority" is P4 first.
 CASE_SORTS: dict[str, tuple[str, bool]] = {
     "key": ("key", False),
     "-key": ("key", True),
-    "priority": ("priority", False),
-    "-priority": ("priority", True),
+    "priority": ("priority", True),
+    "-priority": ("priority", False),
     "updated": ("updated_at", False),
     "-updated": ("updated_at", True),
 }
+# What each sort is called on the pages.
+CASE_SORT_LABELS: dict[str, str] = {
+    "key": "Key A–Z",
+    "-key": "Key Z–A",
+    "-priority": "Most critical first (P1…)",
+    "priority": "Least critical first (P4…)",
+    "-updated": "Recently updated",
+    "updated": "Least recently updated",
+}
+# The status filter's options in words.
+STATUS_FILTER_LABELS: dict[str, str] = {"pass": "Pass", "fail": "Fail", "pending": "Pending", "not_run": "Not run"}
 KEY_FLOOR_CACHE = "releases:case-key-floor"
 KEY_FLOOR_SECONDS = 300
 _MAX_CODE_POINT = 0x10FFFF
@@ -509,9 +736,22 @@ class CaseFilters:
     status: str = ""
     search: str = ""
     include_deleted: bool = False
+    # Cases of the product only (when no suite is chosen): the cases of other products' suites are left out
+    # (cases whose suite is gone belong to no product and stay listed, for repair); "" = every product.
+    product: str = ""
+
+    def other_products_suite_ids(self) -> list[ObjectId]:
+        """Ids of the suites of the other products (none when no product is set or a suite is chosen)."""
+        if self.suite is not None or not self.product:
+            return []
+        return [
+            document["_id"]
+            for document in connection.database["testSuites"].find({"product": {"$ne": self.product}}, {"_id": 1})
+        ]
 
     def as_query(self) -> dict[str, str]:
         query = {
+            "product": self.product,
             "suite": str(self.suite.pk) if self.suite else "",
             "category": self.category,
             "owner": self.owner,
@@ -533,6 +773,9 @@ class CasePage:
     sort: str
     limit: int
     filters: CaseFilters = field(default_factory=CaseFilters)
+    # True when a status filter examined its budget of cases before filling the page: fewer rows, and the next
+    # cursor carries on where the examination stopped.
+    partial: bool = False
 
 
 def encode_cursor(value: Any, pk: ObjectId) -> str:
@@ -627,6 +870,8 @@ def case_match(*, filters: CaseFilters) -> dict[str, Any]:
         match["is_deleted"] = False
     if filters.suite is not None:
         match["suite_id"] = filters.suite.pk
+    elif other_suites := filters.other_products_suite_ids():
+        match["suite_id"] = {"$nin": other_suites}
     if filters.category:
         match["category"] = filters.category
     if filters.owner:
@@ -642,6 +887,141 @@ def case_match(*, filters: CaseFilters) -> dict[str, Any]:
         case_ids = [run["case_id"] for run in connection.database[RUNS].find(runs, {"_id": 0, "case_id": 1})]
         match["_id"] = {"$nin": case_ids} if filters.status == "not_run" else {"$in": case_ids}
     return match
+
+
+# "Status in RC" without a scan. A status with few latest runs in the RC (at most STATUS_IN_MAX, as the summary
+# documents count them) is read from the runs' (RC, status) index as an `_id $in` list. A dense one (or "not run")
+# reads the cases in the page's sort order (key order through the key windows), STATUS_SCAN_CHUNK at a time, and
+# keeps those whose latest run matches (one `case_id $in` read of the runs per chunk), so a page costs about page
+# size / density cases, never all of them. A page examines at most STATUS_SCAN_BUDGET cases (then it is `partial`
+# and its cursor resumes the examination).
+STATUS_IN_MAX = 200
+STATUS_SCAN_CHUNK = 250
+STATUS_SCAN_BUDGET = 500
+
+
+@dataclass(frozen=True)
+class CaseCount:
+    """A capped count: `count` cases found, `complete` False when the examination stopped before the end."""
+
+    count: int
+    complete: bool = True
+
+
+def _status_sparse_ids(filters: CaseFilters) -> list[ObjectId] | None:
+    """The ids of the cases whose latest run in the RC has the filter's status, when there are at most
+    STATUS_IN_MAX of them (None when more, and always for "not run", which no index lists)."""
+    if filters.status == "not_run":
+        return None
+    # The summary documents say how many latest runs have the status (cheap, any size): only a few are read.
+    counted = quality_summary(release_candidate=filters.release_candidate, suite=filters.suite)["totals"]
+    if counted.get(filters.status, 0) > STATUS_IN_MAX:
+        return None
+    query: dict[str, Any] = {
+        "release_candidate_id": filters.release_candidate.pk,
+        "status": filters.status,
+        "is_latest": True,
+    }
+    if filters.suite is not None:
+        query["suite_id"] = filters.suite.pk
+    ids = [
+        run["case_id"]
+        for run in connection.database[RUNS].find(query, {"_id": 0, "case_id": 1}).limit(STATUS_IN_MAX + 1)
+    ]
+    return ids if len(ids) <= STATUS_IN_MAX else None
+
+
+def _status_keep(filters: CaseFilters, cases: list[TestCase]) -> list[TestCase]:
+    """The cases (in their order) whose latest status in the RC is the filter's (no latest run: "not run")."""
+    statuses = {
+        run["case_id"]: run["status"]
+        for run in connection.database[RUNS].find(
+            {
+                "case_id": {"$in": [case.pk for case in cases]},
+                "release_candidate_id": filters.release_candidate.pk,
+                "is_latest": True,
+            },
+            {"_id": 0, "case_id": 1, "status": 1},
+        )
+    }
+    if filters.status == "not_run":
+        return [case for case in cases if case.pk not in statuses]
+    return [case for case in cases if statuses.get(case.pk) == filters.status]
+
+
+def _cases_with_status(
+    filters: CaseFilters,
+    *,
+    sort: str = "key",
+    after: tuple[Any, ObjectId] | None,
+    want: int,
+    budget: int | None,
+) -> tuple[list[TestCase], tuple[Any, ObjectId] | None]:
+    """The first `want` cases in `sort` order after the keyset position `after` matching the filters, status
+    included, and where to resume when `budget` cases were examined first (None when the page is complete or the
+    cases ran out)."""
+    _check_status_filter(filters)
+    unfiltered = replace(filters, status="")
+    field_name, descending = CASE_SORTS[sort]
+    ids = _status_sparse_ids(filters)
+
+    def fetch(position: tuple[Any, ObjectId] | None, count: int, *, only: list[ObjectId] | None = None):
+        if sort == "key":
+            match = case_match(filters=unfiltered)
+            if only is not None:
+                match["_id"] = {"$in": only}
+            return _pages_by_key_windows(match, after=position, want=count)
+        queryset = case_filter_queryset(filters=unfiltered)
+        if only is not None:
+            queryset = queryset.filter(pk__in=only)
+        return list(_keyset_after(queryset, field_name, descending, position)[:count])
+
+    if ids is not None:
+        return fetch(after, want, only=ids), None
+    found: list[TestCase] = []
+    examined = 0
+    position = after
+    while len(found) < want:
+        if budget is not None and examined >= budget:
+            return found, position
+        chunk = fetch(position, STATUS_SCAN_CHUNK)
+        if not chunk:
+            break
+        examined += len(chunk)
+        found.extend(_status_keep(filters, chunk))
+        position = (getattr(chunk[-1], field_name), chunk[-1].pk)
+        if len(chunk) < STATUS_SCAN_CHUNK:
+            break
+    return found[:want], None
+
+
+def _keyset_after(queryset: QuerySet[TestCase], field_name: str, descending: bool, after) -> QuerySet[TestCase]:
+    """`queryset` in (field, id) order (descending or not) after the keyset position `after`."""
+    if after is not None:
+        value, pk = after
+        if descending:
+            queryset = queryset.filter(Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "pk__lt": pk}))
+        else:
+            queryset = queryset.filter(Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "pk__gt": pk}))
+    return queryset.order_by(*([f"-{field_name}", "-pk"] if descending else [field_name, "pk"]))
+
+
+def cases_matching(*, filters: CaseFilters, cap: int) -> list[TestCase]:
+    """The first `cap` cases matching the filters (status in RC included) in key order: the selection of a capped
+    bulk action, read without a scan of all runs."""
+    if filters.status:
+        return _cases_with_status(filters, after=None, want=cap, budget=None)[0]
+    return _pages_by_key_windows(case_match(filters=filters), after=None, want=cap)
+
+
+def case_count(*, filters: CaseFilters, cap: int) -> CaseCount:
+    """How many cases match the filters, counting no further than `cap` (what a capped bulk action needs). With a
+    dense status filter at most STATUS_SCAN_BUDGET cases are examined (`complete` False past that)."""
+    cap = max(1, int(cap))
+    if filters.status:
+        found, resume = _cases_with_status(filters, after=None, want=cap, budget=STATUS_SCAN_BUDGET)
+        return CaseCount(count=len(found), complete=resume is None)
+    return CaseCount(count=connection.database["testCases"].count_documents(case_match(filters=filters), limit=cap))
 
 
 def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] | None, want: int) -> list[TestCase]:
@@ -701,6 +1081,8 @@ def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
         queryset = queryset.filter(is_deleted=False)
     if filters.suite is not None:
         queryset = queryset.filter(suite=filters.suite)
+    elif other_suites := filters.other_products_suite_ids():
+        queryset = queryset.exclude(suite_id__in=other_suites)
     if filters.category:
         queryset = queryset.filter(category=filters.category)
     if filters.owner:
@@ -709,12 +1091,10 @@ def case_filter_queryset(*, filters: CaseFilters) -> QuerySet[TestCase]:
         pattern = re.escape(filters.search.strip()[:100])
         queryset = queryset.filter(Q(key__iregex=pattern) | Q(title__iregex=pattern) | Q(task__iregex=pattern))
     if filters.status:
-        _check_status_filter(filters)
-        runs = TestRun.objects.filter(release_candidate=filters.release_candidate, is_latest=True)
-        if filters.status == "not_run":
-            queryset = queryset.exclude(pk__in=runs.values_list("case_id", flat=True))
-        else:
-            queryset = queryset.filter(pk__in=runs.filter(status=filters.status).values_list("case_id", flat=True))
+        # The ids from one flat indexed read of the runs (an ORM subquery here becomes a $lookup pipeline that
+        # the stand-in answers in minutes); pages use `_cases_with_status`, which reads no more runs than a page.
+        ids = case_match(filters=filters)["_id"]
+        queryset = queryset.exclude(pk__in=ids["$nin"]) if "$nin" in ids else queryset.filter(pk__in=ids["$in"])
     return queryset
 
 
@@ -734,29 +1114,29 @@ def case_list(
     limit = max(1, min(int(limit or settings.API_PAGE_SIZE_DEFAULT), settings.API_PAGE_SIZE_MAX))
     field_name, descending = CASE_SORTS[sort]
     after = decode_cursor(cursor, field_name=field_name) if cursor else None
-    if sort == "key":
+    resume = None
+    if filters.status:
+        cases, resume = _cases_with_status(filters, sort=sort, after=after, want=limit + 1, budget=STATUS_SCAN_BUDGET)
+    elif sort == "key":
         cases = _pages_by_key_windows(case_match(filters=filters), after=after, want=limit + 1)
     else:
         queryset = case_filter_queryset(filters=filters)
-        if after is not None:
-            value, pk = after
-            if descending:
-                queryset = queryset.filter(Q(**{f"{field_name}__lt": value}) | Q(**{field_name: value, "pk__lt": pk}))
-            else:
-                queryset = queryset.filter(Q(**{f"{field_name}__gt": value}) | Q(**{field_name: value, "pk__gt": pk}))
-        order = [f"-{field_name}", "-pk"] if descending else [field_name, "pk"]
-        cases = list(queryset.order_by(*order)[: limit + 1])
+        cases = list(_keyset_after(queryset, field_name, descending, after)[: limit + 1])
     next_cursor = None
     if len(cases) > limit:
         cases = cases[:limit]
         last = cases[-1]
         next_cursor = encode_cursor(getattr(last, field_name), last.pk)
+    elif resume is not None:
+        next_cursor = encode_cursor(*resume)
     suites_attach(cases=cases)
     runs = {}
     if filters.release_candidate is not None and cases:
         runs = latest_runs_for(case_ids=[case.pk for case in cases], release_candidate=filters.release_candidate)
     rows = [{"case": case, "run": runs.get(case.pk)} for case in cases]
-    return CasePage(rows=rows, next_cursor=next_cursor, sort=sort, limit=limit, filters=filters)
+    return CasePage(
+        rows=rows, next_cursor=next_cursor, sort=sort, limit=limit, filters=filters, partial=resume is not None
+    )
 
 
 # --- data left behind by older versions ----------------------------------------------------------------------------
@@ -840,8 +1220,7 @@ def orphans_find() -> dict[str, list[ObjectId]]:
 def _live_case_ids(case_ids: list[ObjectId]) -> set[ObjectId]:
     """The ids among `case_ids` of cases that exist and are not soft-deleted (chunked `$in` on the primary key)."""
     live: set[ObjectId] = set()
-    for start in range(0, len(case_ids), 5000):
-        chunk = case_ids[start : start + 5000]
+    for chunk in id_slices(case_ids):
         live.update(
             document["_id"]
             for document in connection.database["testCases"].find(
@@ -855,8 +1234,9 @@ def open_mantis_ids(*, release_candidate: ReleaseCandidate, suite: TestSuite | N
     """Mantis ids linked to the latest failing runs of the RC (the issues still open for it), ascending. Runs of
     soft-deleted cases are left out, as in the dashboard's counts."""
     match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True, "status": RunStatus.FAIL}
-    if suite is not None:
-        match["suite_id"] = suite.pk
+    scope = scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    if scope is not None:
+        match["suite_id"] = {"$in": scope}
     runs = list(connection.database[RUNS].find(match, {"_id": 0, "case_id": 1, "mantis_ids": 1}))
     live = _live_case_ids(list({run["case_id"] for run in runs}))
     ids: set[int] = set()
@@ -869,7 +1249,8 @@ def open_mantis_ids(*, release_candidate: ReleaseCandidate, suite: TestSuite | N
 def case_statuses_for_release_candidate(
     *, release_candidate: ReleaseCandidate, suite: TestSuite | None = None
 ) -> list[dict[str, Any]]:
-    """Every active case of the scope with its latest status for the RC ("" = no run) and that run's Mantis ids:
+    """Every active case of the scope (the suite, else the RC's product: `scope_suite_ids`) with its latest status
+    for the RC ("" = no run) and that run's Mantis ids:
     [{"suite", "suite_id", "key", "title", "category", "owner", "priority", "status", "mantis_ids": tuple}], by
     suite name then key. A case whose suite is gone shows "(missing suite)".
 
@@ -878,16 +1259,17 @@ def case_statuses_for_release_candidate(
     database = connection.database
     run_match: dict[str, Any] = {"release_candidate_id": release_candidate.pk, "is_latest": True}
     case_match: dict[str, Any] = {"is_deleted": False}
-    if suite is not None:
-        run_match["suite_id"] = suite.pk
-        case_match["suite_id"] = suite.pk
+    scope = scope_suite_ids(release_candidate=release_candidate, suite=suite)
+    if scope is not None:
+        run_match["suite_id"] = {"$in": scope}
+        case_match["suite_id"] = {"$in": scope}
     latest = {
         run["case_id"]: (run["status"], tuple(int(value) for value in run.get("mantis_ids") or ()))
         for run in database[RUNS].find(run_match, {"_id": 0, "case_id": 1, "status": 1, "mantis_ids": 1})
     }
     suite_names = {
         document["_id"]: document.get("name", "")
-        for document in database["testSuites"].find({"_id": suite.pk} if suite is not None else {}, {"name": 1})
+        for document in database["testSuites"].find({"_id": {"$in": scope}} if scope is not None else {}, {"name": 1})
     }
     projection = {"suite_id": 1, "key": 1, "title": 1, "category": 1, "owner": 1, "priority": 1}
     rows = []

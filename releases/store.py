@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,14 +52,27 @@ CASES = "testCases"
 RUNS = "testRuns"
 SUMMARIES = "qualitySummaries"
 SUMMARY_DELTAS = "summaryDeltas"
+CASE_COUNTS = "caseScopeCounts"
+# The status of a delta entry that moves a live case into (+1) or out of (-1) the case counts (`caseScopeCounts`):
+# such entries ride in outbox rows without an RC and are applied by the same applier.
+CASE_ENTRY = "case"
 STATUSES = ("pass", "fail", "pending")
 _COUNT_FIELDS = {"pass": "pass_count", "fail": "fail_count", "pending": "pending_count"}
 APPLY_BATCH = 500
+IDS_PER_QUERY = 50  # ids per `$in` query (id_slices)
 _APPLY_LOCK = "releases:summary-applier"
 _APPLY_LOCK_SECONDS = 30
 # A transaction that lost a write conflict runs again; conflicts only arise between writers of the same case, so
 # this deadline is never reached in practice. Past it the caller gets a coded 503, never a 500.
 _CONFLICT_DEADLINE_SECONDS = 30.0
+
+
+def id_slices(ids: list[Any]) -> Iterator[list[Any]]:
+    """`ids` in slices of `IDS_PER_QUERY`, one `$in` query each: the stand-in's cost of an `$in` grows with the
+    square of its list (1,000 ids: 1.3 s for the cases, 20 s for their runs at 20k cases; 50: a few ms), while a
+    real server answers each slice from the index in one round trip."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        yield ids[start : start + IDS_PER_QUERY]
 
 
 class StoreBusy(Exception):
@@ -174,6 +187,11 @@ class NewRun:
     executed_by_id: ObjectId | None
     run_id: ObjectId | None = None
     is_latest: bool = False  # set by runs_append
+    # Automated results (bulk runs API, JUnit import): see releases/signatures.py.
+    failure_signature: str = ""
+    failure_message: str = ""
+    duration_ms: int | None = None
+    flaky: bool = False
 
 
 def run_document(run: NewRun, *, case: dict[str, Any], created_at: datetime) -> dict[str, Any]:
@@ -191,6 +209,10 @@ def run_document(run: NewRun, *, case: dict[str, Any], created_at: datetime) -> 
         "owner": case.get("owner", ""),
         "category": case.get("category", ""),
         "is_latest": run.is_latest,
+        "failure_signature": run.failure_signature,
+        "failure_message": run.failure_message,
+        "duration_ms": run.duration_ms,
+        "flaky": run.flaky,
         "created_at": created_at,
     }
 
@@ -205,8 +227,19 @@ def _entry(run: dict[str, Any], sign: int) -> dict[str, Any]:
     }
 
 
-def _delta_insert(database, entries_by_rc: dict[ObjectId, list[dict[str, Any]]], *, session) -> None:
-    """Outbox rows, one per RC: [{suite_id, owner, category, status, sign}], applied later by the applier."""
+def _case_entry(case: dict[str, Any], sign: int) -> dict[str, Any]:
+    return {
+        "suite_id": case["suite_id"],
+        "owner": case.get("owner", ""),
+        "category": case.get("category", ""),
+        "status": CASE_ENTRY,
+        "sign": sign,
+    }
+
+
+def _delta_insert(database, entries_by_rc: dict[ObjectId | None, list[dict[str, Any]]], *, session) -> None:
+    """Outbox rows, one per RC: [{suite_id, owner, category, status, sign}], applied later by the applier. Case
+    count entries (status CASE_ENTRY) go under the RC id None."""
     rows = [
         {"_id": ObjectId(), "release_candidate_id": rc_id, "entries": entries, "created_at": to_millis(timezone.now())}
         for rc_id, entries in entries_by_rc.items()
@@ -235,16 +268,18 @@ def runs_append(
     def work(session) -> list[NewRun]:
         database = connection.database
         case_ids = list(dict.fromkeys(run.case_id for run in runs))
-        live = {"_id": {"$in": case_ids}, "is_deleted": False}
         bump = {"$inc": {"write_version": 1}}  # serialises writers of one case, and a run against a delete
         projection = {"suite_id": 1, "owner": 1, "category": 1}
-        if len(case_ids) == 1:  # the common case in one round trip
-            found = database[CASES].find_one_and_update(live, bump, projection=projection, session=session)
-            cases = {found["_id"]: found} if found else {}
-        else:
-            cases = {document["_id"]: document for document in database[CASES].find(live, projection, session=session)}
-            if cases:
-                database[CASES].update_many({"_id": {"$in": list(cases)}}, bump, session=session)
+        # Two point lookups by `_id` rather than one `find_one_and_update`: the stand-in scans the collection for
+        # every findAndModify (report_platform/standin_compat.py, workaround 4). The bump is a write, so a delete
+        # committed after this transaction's snapshot makes it conflict and run again.
+        cases: dict[ObjectId, dict[str, Any]] = {}
+        for ids in id_slices(case_ids):
+            live = {"_id": {"$in": ids}, "is_deleted": False}
+            for document in database[CASES].find(live, projection, session=session):
+                cases[document["_id"]] = document
+        for ids in id_slices(list(cases)):
+            database[CASES].update_many({"_id": {"$in": ids}}, bump, session=session)
         gone = [case_id for case_id in case_ids if case_id not in cases]
         if gone and not skip_deleted:
             raise CaseGone(gone[0])
@@ -252,16 +287,18 @@ def runs_append(
         if not stored:
             return []
         current: dict[tuple, dict[str, Any]] = {}
-        for document in database[RUNS].find(
-            {
-                "case_id": {"$in": list(cases)},
-                "release_candidate_id": {"$in": list({run.release_candidate_id for run in stored})},
-                "is_latest": True,
-            },
-            {"case_id": 1, "release_candidate_id": 1, "executed_at": 1, "status": 1, "suite_id": 1, "owner": 1,
-             "category": 1},
-            session=session,
-        ):  # fmt: skip
+        rc_ids = list({run.release_candidate_id for run in stored})
+        latest_runs = (
+            document
+            for ids in id_slices(list(cases))
+            for document in database[RUNS].find(
+                {"case_id": {"$in": ids}, "release_candidate_id": {"$in": rc_ids}, "is_latest": True},
+                {"case_id": 1, "release_candidate_id": 1, "executed_at": 1, "status": 1, "suite_id": 1, "owner": 1,
+                 "category": 1},
+                session=session,
+            )
+        )  # fmt: skip
+        for document in latest_runs:
             pair = (document["case_id"], document["release_candidate_id"])
             known = current.get(pair)
             if known is None or latest_order(document["executed_at"], document["_id"]) > latest_order(
@@ -291,8 +328,8 @@ def runs_append(
                 current[pair] = document
         for run in stored:
             run.is_latest = documents[run.run_id]["is_latest"]
-        if unflag:
-            database[RUNS].update_many({"_id": {"$in": unflag}}, {"$set": {"is_latest": False}}, session=session)
+        for ids in id_slices(unflag):
+            database[RUNS].update_many({"_id": {"$in": ids}}, {"$set": {"is_latest": False}}, session=session)
         try:
             database[RUNS].insert_many(list(documents.values()), session=session)
         except DuplicateKeyError:
@@ -334,6 +371,25 @@ def _runs_as_stored(runs: Sequence[NewRun]) -> list[NewRun]:
     return stored
 
 
+def case_counts_record(changes: Iterable[tuple[dict[str, Any], int]]) -> None:
+    """Inside the transaction that creates a case or changes its suite, owner or category: one outbox row that
+    moves the case counts (`caseScopeCounts`) by each (case fields {suite_id, owner, category}, +1 / -1). The
+    applier applies it with the summary deltas, so the coverage figures never need a scan of the cases."""
+    entries = [_case_entry(case, sign) for case, sign in changes]
+    if entries:
+        _delta_insert(connection.database, {None: entries}, session=connection.session)
+
+
+def case_counts_move(*, case_id: ObjectId, to: dict[str, Any]) -> None:
+    """Inside the transaction that edits a live case's suite, owner or category: move it in the case counts from
+    its stored values (read here, in the transaction) to `to`. Nothing when the case is deleted or gone."""
+    before = connection.database[CASES].find_one(
+        {"_id": case_id, "is_deleted": False}, {"suite_id": 1, "owner": 1, "category": 1}, session=connection.session
+    )
+    if before is not None:
+        case_counts_record([(before, -1), (to, 1)])
+
+
 def case_visibility_set(*, case_id: ObjectId, deleted: bool, on_commit_audit: Callable[[], None]) -> bool:
     """Soft-delete (`deleted=True`) or restore a case and move its latest runs out of (or back into) the
     summaries, with the audit event, in one transaction. Returns False when the case was already in that state."""
@@ -347,7 +403,11 @@ def case_visibility_set(*, case_id: ObjectId, deleted: bool, on_commit_audit: Ca
         )  # fmt: skip
         if claimed.modified_count != 1:
             return False
-        entries: dict[ObjectId, list[dict[str, Any]]] = defaultdict(list)
+        # Read after the write (not findAndModify, a scan on the stand-in: see runs_append).
+        projection = {"suite_id": 1, "owner": 1, "category": 1}
+        claimed = database[CASES].find_one({"_id": case_id}, projection, session=session)
+        entries: dict[ObjectId | None, list[dict[str, Any]]] = defaultdict(list)
+        entries[None].append(_case_entry(claimed, -1 if deleted else 1))
         for run in database[RUNS].find({"case_id": case_id, "is_latest": True}, session=session):
             entries[run["release_candidate_id"]].append(_entry(run, -1 if deleted else 1))
         _delta_insert(database, entries, session=session)
@@ -362,10 +422,22 @@ def case_visibility_set(*, case_id: ObjectId, deleted: bool, on_commit_audit: Ca
 # --- the summary applier -------------------------------------------------------------------------------------
 
 
+def _case_increments(deltas: Iterable[dict[str, Any]]) -> dict[tuple, int]:
+    increments: dict[tuple, int] = defaultdict(int)
+    for delta in deltas:
+        for entry in delta["entries"]:
+            if entry["status"] == CASE_ENTRY:
+                for dimension, key in (("all", ""), ("owner", entry["owner"]), ("category", entry["category"])):
+                    increments[(entry["suite_id"], dimension, key)] += entry["sign"]
+    return increments
+
+
 def _increments(deltas: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, int]]:
     increments: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_COUNT_FIELDS.values(), 0))
     for delta in deltas:
         rc_id = delta["release_candidate_id"]
+        if rc_id is None:
+            continue
         for entry in delta["entries"]:
             field = _COUNT_FIELDS.get(entry["status"])
             if field is None:
@@ -384,6 +456,7 @@ def _apply_batch(limit: int) -> int:
         return 0
     ids = [delta["_id"] for delta in batch]
     increments = _increments(batch)
+    case_increments = _case_increments(batch)
 
     class _Taken(Exception):
         pass
@@ -400,6 +473,14 @@ def _apply_batch(limit: int) -> int:
                 upsert=True,
                 session=session,
             )
+        for (suite_id, dimension, key), count in case_increments.items():
+            if count:
+                database[CASE_COUNTS].update_one(
+                    {"suite_id": suite_id, "dimension": dimension, "key": key},
+                    {"$inc": {"case_count": count}, "$set": {"updated_at": now}},
+                    upsert=True,
+                    session=session,
+                )
         return len(ids)
 
     try:
@@ -560,10 +641,45 @@ def _rebuild_one(rc_id: ObjectId) -> None:
     in_transaction(work, deadline_seconds=120.0)
 
 
+def case_counts_rebuild() -> None:
+    """Recompute the case counts (`caseScopeCounts`: live cases per suite, in total and per owner and category)
+    from the cases, in one snapshot transaction that also drops the case-count delta rows visible to it (the same
+    rule as `_rebuild_one`), so a rebuild while cases are created neither loses nor doubles one."""
+
+    def work(session) -> None:
+        database = connection.database
+        grouped = database[CASES].aggregate(
+            [
+                {"$match": {"is_deleted": False}},
+                {"$group": {"_id": {"s": "$suite_id", "o": "$owner", "c": "$category"}, "n": {"$sum": 1}}},
+            ],
+            session=session,
+        )
+        now = to_millis(timezone.now())
+        counts: dict[tuple, int] = defaultdict(int)
+        for row in grouped:
+            key = row["_id"]
+            for dimension, value in (("all", ""), ("owner", key.get("o", "")), ("category", key.get("c", ""))):
+                counts[(key["s"], dimension, value)] += row["n"]
+        database[SUMMARY_DELTAS].delete_many({"release_candidate_id": None}, session=session)
+        database[CASE_COUNTS].delete_many({}, session=session)
+        if counts:
+            database[CASE_COUNTS].insert_many(
+                [
+                    {"suite_id": suite_id, "dimension": dimension, "key": key, "case_count": count, "updated_at": now}
+                    for (suite_id, dimension, key), count in counts.items()
+                ],
+                session=session,
+            )
+
+    in_transaction(work, deadline_seconds=120.0)
+
+
 def summaries_rebuild(*, release_candidate_ids: Iterable[ObjectId] | None = None) -> None:
     """Recompute the summary documents of these RCs (every RC when None) from the raw runs: the latest run of each
     (case, RC) whose case is not soft-deleted, per RC and suite, in total ("all") and per owner and category.
-    Repairs duplicate latest flags first. Idempotent, and safe while runs are being recorded."""
+    Repairs duplicate latest flags first. Idempotent, and safe while runs are being recorded. The case counts
+    (coverage) are rebuilt too: the writers that call this (imports, repairs) may have added or changed cases."""
     if release_candidate_ids is None:
         ids = list(connection.database[RELEASE_CANDIDATES].distinct("_id"))
         repair_latest_flags({})
@@ -573,3 +689,4 @@ def summaries_rebuild(*, release_candidate_ids: Iterable[ObjectId] | None = None
             repair_latest_flags({"release_candidate_id": {"$in": ids}})
     for rc_id in ids:
         _rebuild_one(rc_id)
+    case_counts_rebuild()

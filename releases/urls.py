@@ -26,4 +26,5 @@ urlpatterns = [
     path("runs/grid/bulk/", views.run_grid_bulk, name="run_grid_bulk"),
     path("delta/", views.rc_delta, name="rc_delta"),
     path("flaky/", views.flaky_cases, name="flaky_cases"),
+    path("known-issues/link/", views.known_issue_link, name="known_issue_link"),
 ]

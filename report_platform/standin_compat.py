@@ -19,8 +19,9 @@ behaviour, and a probe that tells when the server is fixed so the workaround can
    The backend writes every multi-condition lookup as `{"$and": [{"is_deleted": False}, {"_id": X}]}`, so a point
    lookup of a case cost a scan of all cases (1.6 s at 20k cases; linear in the data). Fix: merge a top-level
    `$and` of plain conditions on distinct fields into one document (MongoDB defines the two as equivalent) and
-   order its keys so the most selective indexed condition comes first: `_id`, then equality, `$in`, flags and
-   ranges on fields that lead an index, then the rest (key order has no meaning to MongoDB). Applied to
+   order its keys so the most selective indexed condition comes first: `_id`, then equality and `$in` in the
+   caller's order, flags and ranges on fields that lead an index, then the rest (key order has no meaning to
+   MongoDB). Applied to
    `aggregate`'s leading `$match`, `find`, `update_*`, `delete_*` and `count_documents`. Found in this project
    (issue 18); not listed in DESIGN.md. Still a scan on the stand-in, whatever the filter: `find_one_and_update`
    (`findAndModify`), which releases.store therefore does not use on growing collections.
@@ -120,19 +121,18 @@ def index_friendly_filter(query: Any, leading: frozenset[str] = frozenset()) -> 
 
 def _selectivity_rank(item: tuple[str, Any], leading: frozenset[str]) -> int:
     """The order the stand-in should meet the conditions in (it uses the first one's index): `_id`; then, on
-    fields that lead an index, equality on a value, `$in`, equality on a flag (it matches half the collection),
-    ranges; then conditions no index answers."""
+    fields that lead an index, equality or `$in` on values in the caller's order (a caller names its most selective
+    condition first, as it would write an index hint), equality on a flag (it matches half the collection), ranges;
+    then conditions no index answers."""
     field, wanted = item
     if field == "_id":
         return 0
     if field not in leading:
         return 9
-    if isinstance(wanted, bool):
+    if isinstance(wanted, bool) or (isinstance(wanted, dict) and isinstance(wanted.get("$eq"), bool)):
         return 3
-    if not isinstance(wanted, dict):
+    if not isinstance(wanted, dict) or set(wanted) <= {"$eq", "$in"}:
         return 1
-    if set(wanted) <= {"$eq", "$in"}:
-        return 2 if "$in" in wanted else (3 if isinstance(wanted.get("$eq"), bool) else 1)
     return 4
 
 

@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "report_platform.context_processors.platform",
+                "releases.context_processors.product_chooser",
             ],
         },
     },
@@ -166,7 +167,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.password_validation.PasswordStrengthValidator", "OPTIONS": {"min_score": 3}},
 ]
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "home"
+# After login: the dashboard (the start page is for visitors).
+LOGIN_REDIRECT_URL = "releases:dashboard"
 LOGOUT_REDIRECT_URL = "home"
 
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
@@ -219,7 +221,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Report Platform <noreply@localhost>")
+# The name and host mails and pages call the site (allauth's mails read them through the account adapter, not
+# the request's host, so a dev server's "127.0.0.1:8000" never reaches a user).
+SITE_NAME = env_str("SITE_NAME", "Report Platform")
+SITE_DOMAIN = env_str("SITE_DOMAIN", "report-platform.localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@{SITE_DOMAIN}>")
 
 # --- Security headers ------------------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -376,6 +382,9 @@ CSV_IMPORT_LEASE_SECONDS = env_int("CSV_IMPORT_LEASE_SECONDS", 60)
 CSV_IMPORT_PACE_FRACTION = float(os.environ.get("CSV_IMPORT_PACE_FRACTION", "1.0"))
 CSV_IMPORT_PACE_MAX_SECONDS = 2.0
 CSV_IMPORT_PACE_WINDOW_SECONDS = float(os.environ.get("CSV_IMPORT_PACE_WINDOW_SECONDS", "3.0"))
+# ... and writes smaller batches, so no interactive request waits behind a long one (the stand-in serves one
+# command at a time; a real server's lock and cache pressure grow with a batch's size too).
+CSV_IMPORT_BATCH_ROWS_INTERACTIVE = env_int("CSV_IMPORT_BATCH_ROWS_INTERACTIVE", 25)
 # Test hook: every batch holds its transaction open this long (a batch slower than the lease).
 CSV_IMPORT_BATCH_DELAY_SECONDS = float(os.environ.get("CSV_IMPORT_BATCH_DELAY_SECONDS", "0"))
 CSV_IMPORT_MAX_ATTEMPTS = env_int("CSV_IMPORT_MAX_ATTEMPTS", 3)
@@ -498,5 +507,21 @@ METRICS_STALE_JOB_SOURCES = {
 # priority-1 cases newly fail against the previous RC.
 RELEASES_GATE_MIN_PASS_RATE = float(env_str("RELEASES_GATE_MIN_PASS_RATE", "95"))
 RELEASES_GATE_MAX_NEW_P1_FAILURES = int(env_str("RELEASES_GATE_MAX_NEW_P1_FAILURES", "0"))
+# Coverage (cases with a run / live cases of the RC's product), percent: below it the gate says NO-GO.
+RELEASES_GATE_MIN_COVERAGE = float(env_str("RELEASES_GATE_MIN_COVERAGE", "90"))
 # The quality dashboard's live region polls this often (seconds).
 RELEASES_DASHBOARD_POLL_SECONDS = int(env_str("RELEASES_DASHBOARD_POLL_SECONDS", "10"))
+
+# --- CI results (issue 13): JUnit/xUnit import, CI tokens, bulk runs, failure signatures ---
+JUNIT_MAX_UPLOAD_BYTES = env_int("JUNIT_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)  # the upload as sent (gzip/zip too)
+JUNIT_MAX_EXPANDED_BYTES = env_int("JUNIT_MAX_EXPANDED_BYTES", 200 * 1024 * 1024)  # after gunzip / unzip, all files
+JUNIT_MAX_FILES = env_int("JUNIT_MAX_FILES", 200)  # report files per upload (several parts, or members of a zip)
+JUNIT_MAX_TESTCASES = env_int("JUNIT_MAX_TESTCASES", 250_000)
+JUNIT_INLINE_MAX_TESTCASES = env_int("JUNIT_INLINE_MAX_TESTCASES", 500)  # smaller reports finish in the request
+JUNIT_FAILURE_TEXT_MAX_BYTES = env_int("JUNIT_FAILURE_TEXT_MAX_BYTES", 4096)  # of a failure's text, kept on the run
+# Owner / category of cases the import creates, when the upload does not give them: per product, then "*".
+JUNIT_CASE_DEFAULTS = {"*": {"owner": "ci", "category": "automated"}}
+CI_TOKEN_PREFIX = "rpt_"
+BULK_RUNS_MAX = env_int("BULK_RUNS_MAX", 1000)  # runs per POST /api/v1/runs/bulk
+# Release gate, optional: NO-GO when the RC has a failure signature its baseline RC did not have.
+RELEASES_GATE_NO_NEW_SIGNATURE = env_str("RELEASES_GATE_NO_NEW_SIGNATURE", "0") == "1"

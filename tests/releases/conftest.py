@@ -38,7 +38,10 @@ def make_case(reviewer, suite):
 
 @pytest.fixture
 def make_rc(reviewer):
+    """An RC of the `suite` fixture's product unless `product=` says otherwise."""
+
     def factory(name: str | None = None, **overrides) -> ReleaseCandidate:
+        overrides.setdefault("product", "Web Shop")
         return services.release_candidate_create(name=name or f"rc-{next(_counter)}", actor=reviewer, **overrides)
 
     return factory

@@ -22,8 +22,11 @@ ROUTES = {
     "releases:run_grid_bulk": {"POST": "reviewer"},
     "releases:rc_delta": {"GET": "viewer"},
     "releases:flaky_cases": {"GET": "viewer"},
+    "releases:known_issue_link": {"POST": "reviewer"},
     "api:test_list": {"GET": "viewer", "POST": "reviewer"},
     "api:test_detail": {"GET": "viewer", "PATCH": "reviewer", "DELETE": "admin"},
     "api:test_run_create": {"POST": "reviewer"},
+    "api:runs_bulk": {"POST": "reviewer"},
     "api:metrics_quality": {"GET": "viewer"},
+    "api:release_candidate_list": {"GET": "viewer", "POST": "reviewer"},
 }

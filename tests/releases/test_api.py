@@ -221,7 +221,17 @@ def test_it_records_runs_for_reviewers_only(viewer, reviewer, seeded):
 def test_it_reports_quality_metrics_deltas_and_the_gate(viewer, seeded):
     client = _client(viewer)
     body = client.get(f"{API}/metrics/quality", {"rc": "2026.1-rc2"}).json()
-    assert body["totals"] == {"pass": 1, "fail": 1, "pending": 0, "total": 2, "pass_rate": 50.0}
+    assert body["totals"] == {
+        "pass": 1,
+        "fail": 1,
+        "pending": 0,
+        "total": 2,
+        "pass_rate": 50.0,
+        "in_scope": 2,
+        "executed": 2,
+        "not_run": 0,
+        "coverage": 100.0,
+    }
     assert [row["name"] for row in body["by_owner"]] == ["ann", "bob"]
     assert [row["name"] for row in body["by_category"]] == ["auth", "cart"]
     assert [row["release_candidate"] for row in body["trend"]] == ["2026.1-rc1", "2026.1-rc2"]

@@ -153,8 +153,10 @@ def test_an_applier_that_dies_mid_batch_applies_nothing_and_the_next_one_converg
     make_case, make_rc, reviewer, monkeypatch
 ):
     rc = make_rc()
-    for index in range(6):
-        services.test_run_record(case=make_case(owner=f"o{index}"), release_candidate=rc, status="fail", actor=reviewer)
+    cases = [make_case(owner=f"o{index}") for index in range(6)]
+    store.summary_deltas_apply()  # the case-count rows of the new cases
+    for case in cases:
+        services.test_run_record(case=case, release_candidate=rc, status="fail", actor=reviewer)
     assert store.summary_deltas_pending() == 6
     summaries = connection.database["qualitySummaries"]
     real_update_one = type(summaries).update_one

@@ -83,7 +83,7 @@ def test_it_forbids_viewers_every_write_page_and_changes_nothing(viewer_client, 
         ("get", reverse("releases:suite_create"), {}),
         ("post", reverse("releases:suite_create"), {"name": "New", "product": "P"}),
         ("post", reverse("releases:suite_edit", args=[data["suite"].pk]), {"name": "New", "product": "P"}),
-        ("post", reverse("releases:rc_create"), {"name": "rc9", "state": "testing"}),
+        ("post", reverse("releases:rc_create"), {"name": "rc9", "state": "testing", "product": "Web Shop"}),
         ("post", reverse("releases:rc_edit", args=[rc.pk]), {"name": "x", "state": "released"}),
         ("post", reverse("releases:rc_move", args=[rc.pk]), {"direction": "up"}),
         ("post", reverse("releases:run_grid_set"), {"case": case.pk, "release_candidate": rc.pk, "status": "pass"}),
@@ -213,8 +213,8 @@ INVALID_ACTIONS = [
     ("run_grid_set", {"case": "not-an-id", "status": "pass"}, "not_found"),
     ("run_grid_set", {"status": "skipped"}, "validation_failed"),
     ("run_grid_bulk", {"status": "bogus"}, "validation_failed"),
-    ("rc_create", {"name": "", "state": "testing"}, "validation_failed"),
-    ("rc_create", {"name": "2026.1-rc1", "state": "testing"}, "duplicate"),
+    ("rc_create", {"name": "", "state": "testing", "product": "Web Shop"}, "validation_failed"),
+    ("rc_create", {"name": "2026.1-rc1", "state": "testing", "product": "Web Shop"}, "duplicate"),
     ("rc_edit", {"name": "2026.1-rc2", "state": "shipped"}, "validation_failed"),
     ("rc_move", {"direction": "sideways"}, "invalid_direction"),
     ("rc_move", {"direction": "down"}, "cannot_move"),
@@ -309,7 +309,9 @@ def test_it_reorders_and_changes_the_state_of_rcs(reviewer_client, data):
     assert list(ReleaseCandidate.objects.order_by("sequence").values_list("name", flat=True)) == [rc2.name, rc1.name]
     reviewer_client.post(reverse("releases:rc_edit", args=[rc1.pk]), {"name": rc1.name, "state": "released"})
     assert ReleaseCandidate.objects.get(pk=rc1.pk).state == "released"
-    reviewer_client.post(reverse("releases:rc_create"), {"name": "2026.2-rc1", "state": "planned"})
+    reviewer_client.post(
+        reverse("releases:rc_create"), {"name": "2026.2-rc1", "state": "planned", "product": "Web Shop"}
+    )
     assert ReleaseCandidate.objects.order_by("-sequence").first().name == "2026.2-rc1"
 
 

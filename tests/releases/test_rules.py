@@ -186,7 +186,7 @@ def test_it_applies_suite_and_rc_name_limits_on_their_forms(reviewer_client):
             url, base = reverse("releases:suite_create"), {"name": f"S{number}", "product": f"P{number}"}
             expected = 302
         else:
-            url, base = reverse("releases:rc_create"), {"name": "x", "state": "testing"}
+            url, base = reverse("releases:rc_create"), {"name": "x", "state": "testing", "product": "P0"}
             expected = 302
         response = reviewer_client.post(url, {**base, field: accepted})
         assert response.status_code == expected, (form, field, response.content[:300])
@@ -231,7 +231,7 @@ class _NoJournal:
 
 def _bulk_create_rc(name: str) -> int:
     state = bulk.BulkState()
-    bulk._release_candidates_resolve([SimpleNamespace(rc=name)], state=state, journal=_NoJournal())
+    bulk._release_candidates_resolve([SimpleNamespace(rc=name, product="Web Shop")], state=state, journal=_NoJournal())
     return connection.database[bulk.RELEASE_CANDIDATES].find_one({"name": name})["sequence"]
 
 

@@ -109,7 +109,8 @@ def test_it_says_go_or_no_go_against_the_thresholds(make_case, make_rc, record, 
     )
     gate = selectors.release_gate(release_candidate=rcs[1])
     assert gate["verdict"] == "GO" and gate["reasons"] == [] and gate["pass_rate"] == 75.0
-    assert gate["thresholds"] == {"min_pass_rate": 75.0, "max_new_p1_failures": 0}
+    assert gate["thresholds"] == {"min_pass_rate": 75.0, "min_coverage": 90.0, "max_new_p1_failures": 0}
+    assert gate["coverage"] == 100.0 and gate["not_run_p1"] == []
     record(cases["P1"], rcs[1], "fail")
     gate = selectors.release_gate(release_candidate=rcs[1])
     assert gate["verdict"] == "NO-GO" and gate["new_p1_failures"] == ["P1"]
@@ -131,7 +132,17 @@ def test_it_summarises_by_owner_category_suite_and_trends_across_rcs(make_case, 
     record(b, rc2, "pass")
     record(c, rc2, "pending")
     summary = selectors.quality_summary(release_candidate=rc2)
-    assert summary["totals"] == {"pass": 2, "fail": 0, "pending": 1, "total": 3, "pass_rate": 66.7}
+    assert summary["totals"] == {
+        "pass": 2,
+        "fail": 0,
+        "pending": 1,
+        "total": 3,
+        "pass_rate": 66.7,
+        "in_scope": 3,
+        "executed": 3,
+        "not_run": 0,
+        "coverage": 100.0,
+    }
     assert [(row["name"], row["pass"], row["pending"]) for row in summary["by_owner"]] == [("ann", 1, 0), ("bob", 1, 1)]
     assert [(row["name"], row["total"]) for row in summary["by_category"]] == [("cart", 2), ("query", 1)]
     assert [(row["name"], row["pass_rate"]) for row in summary["by_suite"]] == [("Checkout", 100.0), ("Search", 0.0)]
@@ -160,7 +171,8 @@ def test_it_pages_the_case_list_with_a_stable_keyset(make_case, make_rc, record)
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert len(seen) == 8 and [p for p, _ in seen] == sorted((p for p, _ in seen), reverse=True)
+    # Descending priority is most critical first: P1 (the highest priority) before P2, P3.
+    assert len(seen) == 8 and [p for p, _ in seen] == sorted(p for p, _ in seen) and seen[0][0] == 1
 
 
 def test_it_filters_the_case_list(make_case, make_rc, record, admin_user):

@@ -35,6 +35,10 @@ def test_it_records_runs_and_keeps_exactly_one_latest_per_case_and_rc(make_case,
         "pending": 0,
         "total": 1,
         "pass_rate": 100.0,
+        "in_scope": 1,
+        "executed": 1,
+        "not_run": 0,
+        "coverage": 100.0,
     }
     event = AuditEvent.objects.filter(action="run.record").order_by("-sequence").first()
     assert event.resource == f"run:{old.pk}" and event.metadata["status"] == "fail"

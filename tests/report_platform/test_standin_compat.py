@@ -125,6 +125,10 @@ def test_it_merges_a_top_level_and_of_plain_conditions_with_the_most_selective_f
     assert list(standin_compat.index_friendly_filter(session, leading)) == ["session_key", "expire_date"]
     nested = {"$and": [{"$and": [{"notes": "x"}, {"suite_id": {"$in": [1]}}]}, {"is_deleted": False}]}
     assert list(standin_compat.index_friendly_filter(nested, leading)) == ["suite_id", "is_deleted", "notes"]
+    # Among equality and `$in` conditions on indexed fields the caller's order stands (it knows which is selective).
+    runs = frozenset({"case_id", "release_candidate_id", "is_latest"})
+    wanted = {"case_id": {"$in": [1, 2]}, "release_candidate_id": 3, "is_latest": True}
+    assert list(standin_compat.index_friendly_filter({"is_latest": True, **wanted}, runs)) == list(wanted)
 
 
 def test_it_leaves_alone_what_merging_would_change():
