@@ -29,7 +29,8 @@ from imports.csvformat import COLUMNS
 HEADER = list(COLUMNS)
 
 
-def _rows_env(name: str, default: str) -> list[int]:
+def sizes_from_env(name: str, default: str) -> list[int]:
+    """Comma-separated sizes from the environment variable `name` (e.g. "20000,100000")."""
     return [int(part) for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
@@ -76,7 +77,7 @@ def _best(function, repeat: int = 3) -> float:
 def _parse(workdir: Path) -> list[BenchRow]:
     from imports.csvformat import CsvReader
 
-    rows = _rows_env("IMPORTS_BENCH_PARSE_ROWS", "200000")[0]
+    rows = sizes_from_env("IMPORTS_BENCH_PARSE_ROWS", "200000")[0]
     path = workdir / "parse.csv"
     _write_file(path, rows)
 
@@ -157,7 +158,8 @@ def _reference_documents(rows: int, *, runs: bool, prefix: str):
     return cases, run_documents
 
 
-def _clean() -> None:
+def release_data_clean() -> None:
+    """Empty the collections an import writes (the benchmarks' database only)."""
     from django.db import connection
 
     for name in ("testRuns", "testCases", "testSuites", "releaseCandidates", "qualitySummaries", "importJournal"):
@@ -171,7 +173,7 @@ def _ingest(workdir: Path, *, runs: bool) -> BenchRow:
     from accounts.models import User
     from imports import services
 
-    rows = _rows_env("IMPORTS_BENCH_INGEST_ROWS", "3000")[0]
+    rows = sizes_from_env("IMPORTS_BENCH_INGEST_ROWS", "3000")[0]
     label = "with runs" if runs else "cases only"
     user = User.objects.filter(email="bench-importer@example.com").first() or User.objects.create_user(
         email="bench-importer@example.com", password="bench-password-123456", role="reviewer", verified=True
@@ -183,17 +185,17 @@ def _ingest(workdir: Path, *, runs: bool) -> BenchRow:
     cases, run_documents = _reference_documents(rows, runs=runs, prefix="REF")
 
     def reference() -> float:
-        _clean()
+        release_data_clean()
         started = time.perf_counter()
         connection.database["testCases"].insert_many(cases, ordered=False)
         if run_documents:
             connection.database["testRuns"].insert_many(run_documents, ordered=False)
         elapsed = time.perf_counter() - started
-        _clean()
+        release_data_clean()
         return elapsed
 
     def ours():
-        _clean()
+        release_data_clean()
         started = time.perf_counter()
         job = services.import_job_create(
             user=user, upload=SimpleUploadedFile("bench.csv", data, "text/csv"), dry_run=False
@@ -215,7 +217,7 @@ def _ingest(workdir: Path, *, runs: bool) -> BenchRow:
     job.refresh_from_db()
     written = connection.database["testCases"].count_documents({})
     ok_data = job.status == "succeeded" and written == rows
-    _clean()
+    release_data_clean()
     ratio = reference_s / ours_s
     documents = rows * (2 if runs else 1)
     return BenchRow(
@@ -255,7 +257,7 @@ def _ingest_at_size(workdir: Path) -> list[BenchRow]:
     from accounts.models import User
     from imports import services
 
-    rows = _rows_env("IMPORTS_BENCH_SIZE_ROWS", "250000")[0]
+    rows = sizes_from_env("IMPORTS_BENCH_SIZE_ROWS", "250000")[0]
     if rows <= 0:
         return []
     user = User.objects.filter(email="bench-importer@example.com").first() or User.objects.create_user(
@@ -265,14 +267,14 @@ def _ingest_at_size(workdir: Path) -> list[BenchRow]:
     _write_file(path, rows, runs=True, prefix="Z", compact=True)
     size = path.stat().st_size
     cases, run_documents = _reference_documents(rows, runs=True, prefix="R")
-    _clean()
+    release_data_clean()
     started = time.perf_counter()
     for start in range(0, rows, 10_000):
         connection.database["testCases"].insert_many(cases[start : start + 10_000], ordered=False)
         connection.database["testRuns"].insert_many(run_documents[start : start + 10_000], ordered=False)
     reference_s = time.perf_counter() - started
     del cases, run_documents
-    _clean()
+    release_data_clean()
     original_enqueue = services.import_job_enqueue
     services.import_job_enqueue = lambda job_id: None  # the worker subprocess below takes the job
     try:
@@ -297,7 +299,7 @@ def _ingest_at_size(workdir: Path) -> list[BenchRow]:
     written = connection.database["testCases"].count_documents({})
     runs_written = connection.database["testRuns"].count_documents({})
     ok_data = job.status == "succeeded" and written == rows and runs_written == rows
-    _clean()
+    release_data_clean()
     ratio = reference_s / ours_s
     return [
         BenchRow(
@@ -342,7 +344,7 @@ print(report.total, peak_kb)
 def _memory(workdir: Path) -> list[BenchRow]:
     from django.conf import settings
 
-    sizes = _rows_env("IMPORTS_BENCH_MEMORY_ROWS", "100000,1000000")
+    sizes = sizes_from_env("IMPORTS_BENCH_MEMORY_ROWS", "100000,1000000")
     peaks: dict[int, float] = {}
     for rows in sizes:
         path = workdir / f"memory-{rows}.csv"

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,13 +17,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.bench_imports import release_data_clean, sizes_from_env
 from benchmarks.table import BenchRow
 
 MODULES = 50
-
-
-def _env_sizes(name: str, default: str) -> list[int]:
-    return [int(part) for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
 def write_report(path: Path, testcases: int) -> None:
@@ -104,13 +100,6 @@ def _reference_documents(testcases: int):
     return cases, runs
 
 
-def _clean() -> None:
-    from django.db import connection
-
-    for name in ("testRuns", "testCases", "testSuites", "releaseCandidates", "qualitySummaries", "importJournal"):
-        connection.database[name].delete_many({})
-
-
 def _ingest(workdir: Path) -> BenchRow:
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.db import connection
@@ -119,7 +108,7 @@ def _ingest(workdir: Path) -> BenchRow:
     from imports import services
     from imports.models import ImportJob
 
-    testcases = _env_sizes("JUNIT_BENCH_TESTCASES", "20000")[0]
+    testcases = sizes_from_env("JUNIT_BENCH_TESTCASES", "20000")[0]
     user = User.objects.filter(email="bench-junit@example.com").first() or User.objects.create_user(
         email="bench-junit@example.com", password="bench-password-123456", role="reviewer", verified=True
     )
@@ -129,17 +118,17 @@ def _ingest(workdir: Path) -> BenchRow:
     cases, runs = _reference_documents(testcases)
 
     def reference() -> float:
-        _clean()
+        release_data_clean()
         started = time.perf_counter()
         for start in range(0, testcases, 10_000):
             connection.database["testCases"].insert_many(cases[start : start + 10_000], ordered=False)
             connection.database["testRuns"].insert_many(runs[start : start + 10_000], ordered=False)
         elapsed = time.perf_counter() - started
-        _clean()
+        release_data_clean()
         return elapsed
 
     def ours(attempt: int) -> tuple[float, ImportJob]:
-        _clean()
+        release_data_clean()
         ImportJob.objects.filter(created_by=user).delete()  # else the same report is recognised and skipped
         started = time.perf_counter()
         job = services.junit_import_create(
@@ -164,7 +153,7 @@ def _ingest(workdir: Path) -> BenchRow:
     job.refresh_from_db()
     written = connection.database["testRuns"].count_documents({})
     ok_data = job.status == "succeeded" and written == testcases
-    _clean()
+    release_data_clean()
     ratio = reference_s / ours_s
     return BenchRow(
         "junit",
@@ -199,7 +188,7 @@ def _memory(workdir: Path) -> list[BenchRow]:
     from django.conf import settings
 
     peaks: dict[int, tuple[float, float, float]] = {}
-    for testcases in _env_sizes("JUNIT_BENCH_MEMORY_TESTCASES", "20000,100000"):
+    for testcases in sizes_from_env("JUNIT_BENCH_MEMORY_TESTCASES", "20000,100000"):
         path = workdir / f"memory-{testcases}.xml"
         write_report(path, testcases)
         output = subprocess.run(

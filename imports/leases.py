@@ -118,8 +118,8 @@ def fenced_batch(*, job_id, token: int) -> Iterator[tuple[Any, dict[str, Any]]]:
             if session.in_transaction:
                 try:
                     session.abort_transaction()
-                except PyMongoError:  # the server already aborted it
-                    pass
+                except PyMongoError as error:  # the server already aborted it, or ends it on its own
+                    logger.warning("aborting a fenced batch transaction failed: %s", error)
             raise
 
 
