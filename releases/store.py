@@ -75,6 +75,31 @@ def id_slices(ids: list[Any]) -> Iterator[list[Any]]:
         yield ids[start : start + IDS_PER_QUERY]
 
 
+PAIR_LOOKUPS_MAX = 16  # up to this many (case, RC) pairs: one equality query per pair (latest_runs_of_pairs)
+
+
+def latest_runs_of_pairs(
+    database, pairs: list[tuple[ObjectId, ObjectId]], projection: dict[str, int], *, session=None
+) -> Iterator[dict[str, Any]]:
+    """The latest run(s) of each (case, RC) pair. A few pairs (a click, a small API call) get one equality query
+    each: `{case_id, release_candidate_id, is_latest}` all equal is answered from the (case, RC, is_latest) index on
+    a real server and on the stand-in alike, while the stand-in bounds an `$in` on the first key only, so it would
+    read every run of those cases in every RC (a case's whole history: 100 ms at 2,000 runs of one case, against
+    1.4 ms). Many pairs (imports, bulk calls) use `$in` slices of the cases and RCs: one round trip per 50 cases."""
+    if len(pairs) <= PAIR_LOOKUPS_MAX:
+        for case_id, rc_id in pairs:
+            query = {"case_id": case_id, "release_candidate_id": rc_id, "is_latest": True}
+            yield from database[RUNS].find(query, projection, session=session)
+        return
+    rc_ids = list({rc_id for _case_id, rc_id in pairs})
+    wanted = set(pairs)
+    for ids in id_slices(list(dict.fromkeys(case_id for case_id, _rc_id in pairs))):
+        query = {"case_id": {"$in": ids}, "release_candidate_id": {"$in": rc_ids}, "is_latest": True}
+        for document in database[RUNS].find(query, projection, session=session):
+            if (document["case_id"], document["release_candidate_id"]) in wanted:
+                yield document
+
+
 class StoreBusy(Exception):
     """The same case was written continuously for longer than the conflict deadline."""
 
@@ -287,17 +312,9 @@ def runs_append(
         if not stored:
             return []
         current: dict[tuple, dict[str, Any]] = {}
-        rc_ids = list({run.release_candidate_id for run in stored})
-        latest_runs = (
-            document
-            for ids in id_slices(list(cases))
-            for document in database[RUNS].find(
-                {"case_id": {"$in": ids}, "release_candidate_id": {"$in": rc_ids}, "is_latest": True},
-                {"case_id": 1, "release_candidate_id": 1, "executed_at": 1, "status": 1, "suite_id": 1, "owner": 1,
-                 "category": 1},
-                session=session,
-            )
-        )  # fmt: skip
+        pairs = list(dict.fromkeys((run.case_id, run.release_candidate_id) for run in stored))
+        projection = {name: 1 for name in ("case_id", "release_candidate_id", "executed_at", "status", "suite_id")}
+        latest_runs = latest_runs_of_pairs(database, pairs, {**projection, "owner": 1, "category": 1}, session=session)
         for document in latest_runs:
             pair = (document["case_id"], document["release_candidate_id"])
             known = current.get(pair)
