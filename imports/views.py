@@ -13,6 +13,7 @@ from accounts.permissions import role_required
 from imports import csvformat, selectors, services
 from imports.api import csv_response
 from imports.uploads import junit_request_length_check, request_length_check, uploaded_csv
+from releases import product_scope
 from releases.models import ReleaseCandidate
 
 TEMPLATE_ROWS = [
@@ -54,12 +55,14 @@ def import_list(request: HttpRequest) -> HttpResponse:
         request_length_check(request)
         job = services.import_job_create(user=request.user, upload=uploaded_csv(request), dry_run=True, request=request)
         return redirect("imports:import_detail", job_id=str(job.pk))
+    product = product_scope.request_product(request)
     context = {
+        "product": product,
         "jobs": selectors.import_job_list_for_user(user=request.user),
         "max_bytes": settings.CSV_MAX_UPLOAD_BYTES,
         "max_rows": settings.CSV_MAX_ROWS,
         "columns": csvformat.COLUMNS,
-        "release_candidates": ReleaseCandidate.objects.order_by("-sequence")[:200]
+        "release_candidates": ReleaseCandidate.objects.filter(product=product).order_by("-sequence")[:200]
         if request.user.has_role("admin")
         else [],
     }

@@ -183,6 +183,14 @@ def release_candidate_list(*, product: str | None = None) -> list[ReleaseCandida
     return list(queryset.filter(product=product) if product is not None else queryset)
 
 
+def release_candidate_ids(*, product: str) -> list[ObjectId]:
+    """Ids of the product's RCs (one indexed query; RCs are few next to runs)."""
+    return [
+        document["_id"]
+        for document in connection.database[store.RELEASE_CANDIDATES].find({"product": product}, {"_id": 1})
+    ]
+
+
 def release_candidate_previous(*, release_candidate: ReleaseCandidate) -> ReleaseCandidate | None:
     """The RC of the same product just before this one in sequence order, or None for the product's first RC."""
     return (
@@ -202,14 +210,19 @@ def release_candidate_current(*, product: str | None = None) -> ReleaseCandidate
     )
 
 
-def distinct_values() -> dict[str, list[str]]:
-    """Owners and categories that have runs, for filter suggestions. Read from the summary documents (small),
-    not from the cases, so it costs the same at any number of cases."""
+def distinct_values(*, product: str | None = None) -> dict[str, list[str]]:
+    """Owners and categories that have runs (in RCs of `product`, when given), for filter suggestions. Read from the
+    summary documents (small), not from the cases, so it costs the same at any number of cases."""
     store.summaries_settle()
     collection = connection.database[SUMMARIES]
+    scope: dict[str, Any] = {}
+    if product is not None:
+        scope = {"release_candidate_id": {"$in": release_candidate_ids(product=product)}}
     return {
-        "owners": sorted(value for value in collection.distinct("key", {"dimension": "owner"}) if value),
-        "categories": sorted(value for value in collection.distinct("key", {"dimension": "category"}) if value),
+        "owners": sorted(value for value in collection.distinct("key", {**scope, "dimension": "owner"}) if value),
+        "categories": sorted(
+            value for value in collection.distinct("key", {**scope, "dimension": "category"}) if value
+        ),
     }
 
 
@@ -310,9 +323,11 @@ def quality_summary(*, release_candidate: ReleaseCandidate, suite: TestSuite | N
 def pass_rate_trend(
     *, product: str | None = None, suite: TestSuite | None = None, limit: int = 10
 ) -> list[dict[str, Any]]:
-    """Pass rate per RC for the newest `limit` RCs of one product (the suite's when a suite is given; None and no
-    suite: every RC), oldest first, counting that product's suites only:
-    [{"release_candidate": name, "id", "sequence", "pass", "fail", "pending", "total", "pass_rate"}]."""
+    """Pass rate and coverage per RC for the newest `limit` RCs of one product (the suite's when a suite is given;
+    None and no suite: every RC), oldest first, counting that product's suites only:
+    [{"release_candidate": name, "id", "sequence", "pass", "fail", "pending", "total", "pass_rate", "in_scope",
+    "executed", "not_run", "coverage"}]. Coverage is measured against the cases in scope today, as on the
+    dashboard, so every point shares one denominator."""
     limit = max(1, min(int(limit), 100))
     if suite is not None:
         product = suite.product
@@ -330,8 +345,15 @@ def pass_rate_trend(
         bucket[0] += row.get("pass_count", 0)
         bucket[1] += row.get("fail_count", 0)
         bucket[2] += row.get("pending_count", 0)
+    in_scope = sum(_case_counts(suite_ids=suite_ids, dimensions=[SummaryDimension.ALL]).values())
     return [
-        {"release_candidate": rc.name, "id": str(rc.pk), "sequence": rc.sequence, **_counts(*sums[rc.pk])} for rc in rcs
+        {
+            "release_candidate": rc.name,
+            "id": str(rc.pk),
+            "sequence": rc.sequence,
+            **_coverage_counts(*sums[rc.pk], in_scope),
+        }
+        for rc in rcs
     ]
 
 
@@ -935,12 +957,9 @@ def _status_keep(filters: CaseFilters, cases: list[TestCase]) -> list[TestCase]:
     """The cases (in their order) whose latest status in the RC is the filter's (no latest run: "not run")."""
     statuses = {
         run["case_id"]: run["status"]
+        for ids in store.id_slices([case.pk for case in cases])
         for run in connection.database[RUNS].find(
-            {
-                "case_id": {"$in": [case.pk for case in cases]},
-                "release_candidate_id": filters.release_candidate.pk,
-                "is_latest": True,
-            },
+            {"case_id": {"$in": ids}, "release_candidate_id": filters.release_candidate.pk, "is_latest": True},
             {"_id": 0, "case_id": 1, "status": 1},
         )
     }

@@ -43,13 +43,15 @@ class ReportForm(forms.Form):
 
 
 class ReportFilterForm(forms.Form):
+    """Filters of the reports list; its choices are the RCs and suites of the page's product."""
+
     release_candidate = forms.ChoiceField(label="Release candidate", required=False)
     suite = forms.ChoiceField(label="Suite", required=False)
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *ReportStatus.choices])
     mine = forms.BooleanField(label="Only mine", required=False)
     before = forms.CharField(required=False, widget=forms.HiddenInput, max_length=24)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, product: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["release_candidate"].choices = _rc_choices("Any release candidate")
-        self.fields["suite"].choices = [("", "Any scope"), *_suite_choices(("all", "All suites"))]
+        self.fields["release_candidate"].choices = _rc_choices("Any release candidate", product)
+        self.fields["suite"].choices = [("", "Any scope"), *_suite_choices(("all", "All suites"), product)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bson import ObjectId
 from django.db.models import QuerySet
 
+from releases import selectors as releases_selectors
 from report_platform.errors import NotFound
 from reports.models import Report, ReportStatus
 
@@ -25,6 +26,7 @@ def report_get(*, report_id: str) -> Report:
 
 @dataclass
 class ReportFilters:
+    product: str | None = None  # only reports of this product's RCs (None: every product)
     release_candidate: str = ""  # RC id
     suite: str = ""  # suite id, or "all" for all-suites reports
     status: str = ""
@@ -36,6 +38,9 @@ def report_list(*, filters: ReportFilters, limit: int = PAGE_SIZE) -> tuple[list
     """Newest reports first matching the filters, one page (keyset on the ObjectId, which grows with time).
     Returns (reports, cursor of the next page or None). Malformed ids in filters match nothing."""
     queryset: QuerySet[Report] = Report.objects.select_related("generated_by").order_by("-pk")
+    if filters.product is not None:
+        rc_ids = releases_selectors.release_candidate_ids(product=filters.product)
+        queryset = queryset.filter(release_candidate_id__in=rc_ids)
     if filters.release_candidate:
         if not ObjectId.is_valid(filters.release_candidate):
             return [], None

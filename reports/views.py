@@ -13,18 +13,30 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.permissions import require_role, role_required
 from releases import product_scope
-from report_platform.errors import ValidationFailed
+from releases import selectors as releases_selectors
+from report_platform.errors import NotFound, ValidationFailed
 from reports import selectors, services
 from reports.forms import ReportFilterForm, ReportForm
 from reports.models import ReportEdition
 
 
+def _release_candidate_named(value: str):
+    """The RC a filter names (it decides the product), or None for none or an unknown id."""
+    try:
+        return releases_selectors.release_candidate_get(release_candidate_id=value) if value else None
+    except NotFound:
+        return None
+
+
 @role_required("viewer")
 @require_GET
 def report_list(request: HttpRequest) -> HttpResponse:
-    form = ReportFilterForm(request.GET or None)
+    release_candidate = _release_candidate_named(request.GET.get("release_candidate", ""))
+    product = product_scope.request_product(request, release_candidate=release_candidate)
+    form = ReportFilterForm(request.GET or None, product=product)
     data = form.cleaned_data if form.is_valid() else {}
     filters = selectors.ReportFilters(
+        product=product,
         release_candidate=data.get("release_candidate", ""),
         suite=data.get("suite", ""),
         status=data.get("status", ""),

@@ -40,6 +40,11 @@
         data: trend.map(function () { return threshold; })
       });
     }
+    // Coverage beside the pass rate: a high rate over few executed cases is not a good release.
+    datasets.push({
+      label: "coverage %", borderColor: COLORS.pending, backgroundColor: COLORS.pending, spanGaps: true,
+      data: trend.map(function (row) { return typeof row.coverage === "number" ? row.coverage : null; })
+    });
     return {
       type: "line",
       data: {

@@ -267,6 +267,11 @@ def test_the_managers_journey(walk, desk, make_user, size):
     )
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-trend') !== undefined")
     assert page.evaluate("Chart.getChart('chart-trend').data.datasets[1].data[0]") == 95.0
+    # ... and the coverage line beside the pass rate, one point per RC.
+    coverage = page.evaluate(
+        "Chart.getChart('chart-trend').data.datasets.filter(d => d.label === 'coverage %').map(d => d.data)"
+    )
+    assert len(coverage) == 1 and all(isinstance(point, int | float) for point in coverage[0]), coverage
     # An RC without runs: sentences instead of empty axes.
     services.release_candidate_create(name="2026.4-rc3", actor=desk["reviewer"])
     manager.visit("/dashboard/?rc=2026.4-rc3")

@@ -65,6 +65,8 @@ def test_trends_deltas_flaky_windows_and_the_gate_never_mix_products(two_product
     trend = selectors.pass_rate_trend(product="Web Shop")
     assert [point["release_candidate"] for point in trend] == ["shop-1", "shop-2", "shop-3"]
     assert [point["pass_rate"] for point in trend] == [100.0, 0.0, None]
+    # Coverage beside it, against the product's one live case: run in shop-1 and shop-2, not yet in shop-3.
+    assert [(point["coverage"], point["not_run"]) for point in trend] == [(100.0, 0), (100.0, 0), (0.0, 1)]
     delta = selectors.rc_delta(release_candidate=data["app2"])
     assert delta["baseline"]["name"] == "app-1" and [item["key"] for item in delta["fixed"]] == ["APP-1"]
     assert delta["warnings"] == []
@@ -200,3 +202,39 @@ def test_the_api_lists_and_creates_rcs_of_a_product(two_products, reviewer_clien
     )
     assert refused.status_code == 403 and not ReleaseCandidate.objects.filter(name__in=["x-1", "x-2"]).exists()
     assert AuditEvent.objects.filter(action="rc.create", outcome="denied").count() == 1
+
+
+def test_export_rc_choice_report_filters_and_suggestions_stay_in_the_product(
+    two_products, make_case, record, admin_client, reviewer
+):
+    from reports.models import Report
+
+    data = two_products
+    mobile = make_case(suite=data["app_suite"], key="APP-2", owner="mo@example.com", category="sync")
+    record(mobile, data["app2"], "pass")
+    Report.objects.bulk_create(
+        [
+            Report(release_candidate=data["shop2"], release_candidate_name="shop-2", generated_by=reviewer),
+            Report(release_candidate=data["app2"], release_candidate_name="app-2", generated_by=reviewer),
+        ]
+    )
+    # The imports page exports runs of the chosen product's RCs only.
+    imports = admin_client.get(reverse("imports:import_list"), {"product": "Mobile App"}).content.decode()
+    export = imports.split('id="export-rc"', 1)[1].split("</select>", 1)[0]
+    assert "app-1" in export and "app-2" in export and "shop-" not in export
+    # The reports list shows the product's reports, and its filter offers the product's RCs and suites.
+    reports = admin_client.get(reverse("reports:report_list")).content.decode()  # remembered: Mobile App
+    rc_filter = reports.split('name="release_candidate"', 1)[1].split("</select>", 1)[0]
+    assert "app-2" in rc_filter and "shop-" not in rc_filter and "Checkout" not in reports.split("<main>", 1)[1]
+    assert reports.count('href="/reports/') >= 1 and "shop-2" not in reports.split("<main>", 1)[1]
+    # Naming another product's RC switches the list to that product.
+    shop = admin_client.get(reverse("reports:report_list"), {"release_candidate": str(data["shop2"].pk)})
+    assert "shop-2" in shop.content.decode() and admin_client.session[product_scope.SESSION_KEY] == "Web Shop"
+    # Owner and category suggestions come from the product's RCs.
+    assert selectors.distinct_values(product="Mobile App") == {
+        "owners": ["alice@example.com", "mo@example.com"],
+        "categories": ["cart", "sync"],
+    }
+    assert selectors.distinct_values(product="Web Shop") == {"owners": ["alice@example.com"], "categories": ["cart"]}
+    cases = admin_client.get(reverse("releases:case_list"), {"product": "Web Shop"}).content.decode()
+    assert "alice@example.com" in cases and "mo@example.com" not in cases
