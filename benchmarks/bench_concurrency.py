@@ -10,7 +10,10 @@ concurrency"), each figure measured side by side in one run:
    (the stand-in's own ceiling; informational).
 
 Targets: 0 refused (409) and 0 5xx at every level; throughput(8)/throughput(1) >= 1.0; p95 at 8 clients <= 10 x
-p50 at 1 client; interactive p95 during the import <= 3 x without it.
+p50 at 1 client; interactive p95 during the import <= 3 x without it. On the stand-in, which is one Python process
+and already near its ceiling with one client recording, the absolute ratio is bounded by the server's own: raw
+pymongo writes lose 20-40 % from 1 to 8 clients there. So a second row compares the app's scaling with the raw
+writes' at the same concurrency (>= 0.9: the app adds no collapse of its own).
 
 Processes (all started here, in their own process groups, and stopped at the end whatever happens): a fresh
 SecantusDB stand-in and redis-server on free loopback ports (data in a temporary folder), one set-up subprocess
@@ -961,6 +964,22 @@ def _rows(levels: list[Level], phase: dict | None) -> list[BenchRow]:
                 ratio >= 1.0,
                 f"{one_throughput:.1f}/s (x1 before/after: {both}) -> {eight.throughput:.1f}/s; raw pymongo "
                 f"{ones[0].raw_throughput:.0f}/s -> {eight.raw_throughput:.0f}/s",
+            )
+        )
+        # The stand-in is one Python process that saturates before the app does: beside the absolute ratio, the
+        # app's scaling against the server's own at the same concurrency (1.0: the app loses nothing the raw
+        # writes do not lose too). The baseline is the raw x1 measured next to the app's stricter x1.
+        raw_one = next(level.raw_throughput for level in ones if level.throughput == one_throughput)
+        raw_ratio = eight.raw_throughput / raw_one if raw_one else 0.0
+        relative = ratio / raw_ratio if raw_ratio else 0.0
+        result.append(
+            BenchRow(
+                "concurrency",
+                f"{kind}: scaling(8/1) app / raw pymongo",
+                relative,
+                ">= 0.9",
+                relative >= 0.9,
+                f"app x{ratio:.2f}, raw pymongo x{raw_ratio:.2f} ({raw_one:.0f}/s -> {eight.raw_throughput:.0f}/s)",
             )
         )
         p95_eight = eight.percentile(0.95)
