@@ -1040,7 +1040,31 @@ def case_count(*, filters: CaseFilters, cap: int) -> CaseCount:
     if filters.status:
         found, resume = _cases_with_status(filters, after=None, want=cap, budget=STATUS_SCAN_BUDGET)
         return CaseCount(count=len(found), complete=resume is None)
+    counted = _case_count_from_counts(filters)
+    if counted is not None:
+        return CaseCount(count=min(counted, cap))
     return CaseCount(count=connection.database["testCases"].count_documents(case_match(filters=filters), limit=cap))
+
+
+def _case_count_from_counts(filters: CaseFilters) -> int | None:
+    """The live cases of a suite, a product or everything, optionally of one owner or one category, from the case
+    counts kept at write time (`caseScopeCounts`). None for what they do not hold (a search, deleted cases, owner
+    and category together): the stand-in counts a filter by reading every match, even with a limit (20,000 live
+    cases: 0.5 s), so the run grid's bulk count would grow with the data. Cases whose suite is gone belong to no
+    product and are left out of a product's count (`manage.py releases_repair` removes them)."""
+    if filters.search or filters.include_deleted or (filters.owner and filters.category):
+        return None
+    if filters.suite is not None:
+        suite_ids: list[ObjectId] | None = [filters.suite.pk]
+    elif filters.product:
+        suite_ids = product_suite_ids(product=filters.product)
+    else:
+        return None  # every case, orphans included: the counts do not hold those
+    if filters.owner or filters.category:
+        dimension = SummaryDimension.OWNER if filters.owner else SummaryDimension.CATEGORY
+        key = filters.owner or filters.category
+        return _case_counts(suite_ids=suite_ids, dimensions=[dimension]).get((dimension, key), 0)
+    return sum(_case_counts(suite_ids=suite_ids, dimensions=[SummaryDimension.ALL]).values())
 
 
 def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] | None, want: int) -> list[TestCase]:

@@ -223,3 +223,49 @@ def test_it_bounds_a_dense_status_page_and_resumes_where_it_stopped(statuses, mo
     assert keys == ["S-10", "S-11"] and pages == 4
     count = selectors.case_count(filters=filters, cap=100)
     assert count == selectors.CaseCount(count=0, complete=False)
+
+
+def test_the_grid_bulk_count_comes_from_the_case_counts_and_equals_a_raw_count(
+    make_case, suite, reviewer, admin_user, monkeypatch
+):
+    """The bulk count of the run grid is read from the counts kept at write time (the stand-in counts a filter
+    by reading every match), and it equals a raw count for each filter it answers; a case created, edited or
+    deleted moves it."""
+    from django.db import connection
+    from pymongo.collection import Collection
+
+    from releases import selectors, services
+
+    other = services.suite_create(name="Other", product="Web Shop", actor=reviewer)
+    cases = [make_case(owner=f"o{n % 3}@example.com", category=f"c{n % 2}") for n in range(7)]
+    cases += [make_case(suite=other, owner="o0@example.com", category="c1") for _ in range(3)]
+    services.case_delete(case=cases[0], actor=admin_user)
+    services.case_update(case=cases[1], actor=reviewer, owner="o2@example.com")
+    counted: list[dict] = []
+    original = Collection.count_documents
+
+    def count_documents(self, query, *args, **kwargs):
+        counted.append(query)
+        return original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "count_documents", count_documents)
+    scopes = [
+        {"suite": suite},
+        {"suite": other},
+        {"product": "Web Shop"},
+        {"product": "Web Shop", "owner": "o2@example.com"},
+        {"suite": suite, "category": "c1"},
+        {"product": "Web Shop", "owner": "nobody@example.com"},
+    ]
+    for scope in scopes:
+        filters = selectors.CaseFilters(**scope)
+        raw = original(connection.database["testCases"], selectors.case_match(filters=filters))
+        assert selectors.case_count(filters=filters, cap=100) == selectors.CaseCount(count=raw), scope
+        assert selectors.case_count(filters=filters, cap=2).count == min(raw, 2)
+    assert counted == []  # none of them counted the cases themselves
+    # What the counts do not hold is still counted exactly.
+    both = selectors.CaseFilters(product="Web Shop", owner="o0@example.com", category="c1")
+    assert selectors.case_count(filters=both, cap=100).count == 3 + sum(
+        1 for n in range(1, 7) if n % 3 == 0 and n % 2 == 1
+    )
+    assert len(counted) == 1
