@@ -1051,7 +1051,7 @@ def _case_count_from_counts(filters: CaseFilters) -> int | None:
     counts kept at write time (`caseScopeCounts`). None for what they do not hold (a search, deleted cases, owner
     and category together): the stand-in counts a filter by reading every match, even with a limit (20,000 live
     cases: 0.5 s), so the run grid's bulk count would grow with the data. Cases whose suite is gone belong to no
-    product and are left out of a product's count (`manage.py releases_repair` removes them)."""
+    product and are not counted (`manage.py releases_repair` removes them)."""
     if filters.search or filters.include_deleted or (filters.owner and filters.category):
         return None
     if filters.suite is not None:
@@ -1059,7 +1059,7 @@ def _case_count_from_counts(filters: CaseFilters) -> int | None:
     elif filters.product:
         suite_ids = product_suite_ids(product=filters.product)
     else:
-        return None  # every case, orphans included: the counts do not hold those
+        suite_ids = None  # every suite
     if filters.owner or filters.category:
         dimension = SummaryDimension.OWNER if filters.owner else SummaryDimension.CATEGORY
         key = filters.owner or filters.category

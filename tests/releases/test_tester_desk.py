@@ -256,6 +256,8 @@ def test_the_grid_bulk_count_comes_from_the_case_counts_and_equals_a_raw_count(
         {"product": "Web Shop", "owner": "o2@example.com"},
         {"suite": suite, "category": "c1"},
         {"product": "Web Shop", "owner": "nobody@example.com"},
+        {},
+        {"category": "c0"},
     ]
     for scope in scopes:
         filters = selectors.CaseFilters(**scope)
