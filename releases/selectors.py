@@ -104,6 +104,13 @@ def case_get(*, case_id: Any, include_deleted: bool = False) -> TestCase:
     return case
 
 
+def release_candidate_find(*, release_candidate_id: Any) -> ReleaseCandidate | None:
+    """The RC with this id, or None for an unknown or malformed id (a filter that names no RC)."""
+    if not ObjectId.is_valid(str(release_candidate_id)):
+        return None
+    return ReleaseCandidate.objects.filter(pk=ObjectId(str(release_candidate_id))).first()
+
+
 def release_candidate_get(*, release_candidate_id: Any) -> ReleaseCandidate:
     """The RC with this id, or `NotFound`."""
     rc = ReleaseCandidate.objects.filter(pk=object_id_or_404(release_candidate_id, what="RC")).first()

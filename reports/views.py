@@ -14,24 +14,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.permissions import require_role, role_required
 from releases import product_scope
 from releases import selectors as releases_selectors
-from report_platform.errors import NotFound, ValidationFailed
+from report_platform.errors import ValidationFailed
 from reports import selectors, services
 from reports.forms import ReportFilterForm, ReportForm
 from reports.models import ReportEdition
 
 
-def _release_candidate_named(value: str):
-    """The RC a filter names (it decides the product), or None for none or an unknown id."""
-    try:
-        return releases_selectors.release_candidate_get(release_candidate_id=value) if value else None
-    except NotFound:
-        return None
-
-
 @role_required("viewer")
 @require_GET
 def report_list(request: HttpRequest) -> HttpResponse:
-    release_candidate = _release_candidate_named(request.GET.get("release_candidate", ""))
+    # An RC named in the filter decides the product (an unknown id names none: the form then says so).
+    release_candidate = releases_selectors.release_candidate_find(
+        release_candidate_id=request.GET.get("release_candidate", "")
+    )
     product = product_scope.request_product(request, release_candidate=release_candidate)
     form = ReportFilterForm(request.GET or None, product=product)
     data = form.cleaned_data if form.is_valid() else {}

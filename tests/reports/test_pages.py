@@ -136,3 +136,14 @@ def test_it_lets_admins_delete_from_the_page(client, admin_user, reviewer, repor
 
 def test_it_links_the_page_from_the_navigation(viewer_client, db):
     assert b'href="/reports/"' in viewer_client.get("/").content
+
+
+def test_a_filter_naming_no_rc_says_so_instead_of_filtering_silently(viewer_client, reviewer, report_data):
+    Report.objects.create(release_candidate=report_data.rc3, release_candidate_name="RC-3", generated_by=reviewer)
+    for unknown in ("5f00000000000000000000aa", "not-an-id"):
+        response = viewer_client.get("/reports/", {"release_candidate": unknown})
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert 'role="alert"' in html and "Release candidate: Select a valid choice" in html, unknown
+        assert "The list below is not filtered." in html and "RC-3" in html
+    assert 'role="alert"' not in viewer_client.get("/reports/").content.decode()
