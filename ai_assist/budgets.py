@@ -23,6 +23,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from bson import ObjectId
 from django.conf import settings
@@ -74,6 +75,11 @@ def next_month(now: datetime) -> datetime:
 
 def budget_period(budget: Budget, now: datetime) -> BudgetPeriod:
     """The counter key and bounds of the budget's current period."""
+    return _budget_period_of_day(budget, _day_start(now))
+
+
+@lru_cache(maxsize=1024)
+def _budget_period_of_day(budget: Budget, now: datetime) -> BudgetPeriod:
     if budget.period == "day":
         tag, start, resets = f"d{now:%Y%m%d}", _day_start(now), _day_start(now) + timedelta(days=1)
     elif budget.period == "month":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from bson import ObjectId
 from django.conf import settings
@@ -155,7 +156,7 @@ def _next_month(now: datetime) -> datetime:
     return (_month_start(now) + timedelta(days=32)).replace(day=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Periods:
     token_key: str
     cost_key: str
@@ -166,9 +167,16 @@ class _Periods:
 
 
 def _periods(user_id: str, limits: Limits, now: datetime) -> _Periods:
+    return _periods_of_day(user_id, limits.cost_period, _day_start(now))
+
+
+@lru_cache(maxsize=1024)
+def _periods_of_day(user_id: str, cost_period: str, day_start: datetime) -> _Periods:
+    """The user's counters and their bounds on that day (kept: every call of the day asks for the same)."""
     prefix = f"quota:{user_id}"
-    day_start, day_resets = _day_start(now), _next_day(now)
-    if limits.cost_period == "month":
+    now = day_start
+    day_resets = _next_day(now)
+    if cost_period == "month":
         cost_key, cost_start, cost_resets = f"{prefix}:c:m{now:%Y%m}", _month_start(now), _next_month(now)
     else:
         cost_key, cost_start, cost_resets = f"{prefix}:c:d{now:%Y%m%d}", day_start, day_resets
@@ -264,12 +272,65 @@ def admit(
     """Decide one call: breaker, burst, then reserve its worst case on the user's counters and every budget.
     Raises AiQuotaExceeded or AiBudgetExceeded (nothing reserved); an open circuit comes back as
     `Admission("open")` for the caller to explain."""
+    return admit_begin(
+        user_id=user_id,
+        limits=limits,
+        tokens=tokens,
+        cost_nano=cost_nano,
+        provider=provider,
+        model=model,
+        budgets=budgets,
+        now=now,
+    ).result()
+
+
+class PendingAdmission:
+    """An admission whose script is on its way to Redis: `result()` reads the verdict (and raises what `admit`
+    raises), `cancel()` gives back what it reserved when the caller gives up before the call."""
+
+    def __init__(self, *, user_id, limits, tokens, cost_nano, budgets, now, periods, budget_keys, keys, arguments):
+        self.user_id, self.limits, self.tokens, self.cost_nano = user_id, limits, tokens, cost_nano
+        self.budgets, self.now, self.periods, self.budget_keys = budgets, now, periods, budget_keys
+        self.keys, self.arguments = keys, arguments
+        self.script = breaker.script(_ADMIT)
+        self.sent = redis_store.SentScript(self.script, keys, arguments)
+
+    def result(self) -> Admission:
+        return _decide(self, self.sent.reply())
+
+    def cancel(self, *, provider: str, model: str) -> None:
+        """Read the verdict and release the reservation and a held probe slot (the burst count stays)."""
+        try:
+            admission = self.result()
+        except DomainError:
+            return  # refused: nothing was reserved
+        batch = redis_store.Batch()
+        if admission.reservation is not None:
+            settle_on(batch, reservation=admission.reservation, tokens=0, cost_nano=0)
+        if admission.verdict == "probe":
+            breaker.release_probe_on(batch, provider=provider, model=model)
+        if batch.size:
+            batch.execute()
+
+
+def admit_begin(
+    *,
+    user_id: str,
+    limits: Limits,
+    tokens: int,
+    cost_nano: int,
+    provider: str,
+    model: str,
+    budgets: list[budgets_module.Budget] | None = None,
+    now: datetime | None = None,
+) -> PendingAdmission:
+    """Send the admission script and return at once, so that the caller's own work overlaps the round trip; the
+    verdict comes from `PendingAdmission.result()`. A Redis failure is raised there (RedisError)."""
     post_call.wait()  # this process's earlier calls are settled first (their results may close a circuit)
     now = now or timezone.now()
     budgets = budgets or []
     periods = _periods(user_id, limits, now)
     budget_keys = [budgets_module.budget_period(budget, now).key for budget in budgets]
-    script = breaker.script(_ADMIT)
     arguments = [
         repr(now.timestamp()),
         settings.AI_BREAKER["cooldown_seconds"],
@@ -288,12 +349,30 @@ def admit(
         periods.cost_key,
         *budget_keys,
     ]
-    for _ in range(3):
-        verdict, count, used_tokens, used_cost = script(keys=keys, args=arguments)
+    return PendingAdmission(
+        user_id=user_id,
+        limits=limits,
+        tokens=tokens,
+        cost_nano=cost_nano,
+        budgets=budgets,
+        now=now,
+        periods=periods,
+        budget_keys=budget_keys,
+        keys=keys,
+        arguments=arguments,
+    )
+
+
+def _decide(pending: PendingAdmission, reply: list) -> Admission:
+    user_id, limits, tokens, cost_nano = pending.user_id, pending.limits, pending.tokens, pending.cost_nano
+    budgets, now, periods, budget_keys = pending.budgets, pending.now, pending.periods, pending.budget_keys
+    verdict, count, used_tokens, used_cost = reply
+    for _ in range(2):  # at most three tries, as counters may vanish again (a flush, an expiry) right after seeding
         if verdict != "seed":
             break
         _seed(user_id, periods, now, budgets, budget_keys)
-    else:  # pragma: no cover - the counters were deleted again between each seeding and the next admission
+        verdict, count, used_tokens, used_cost = pending.script(keys=pending.keys, args=pending.arguments)
+    if verdict == "seed":  # pragma: no cover - the counters were deleted again between each seeding and the next try
         raise AiQuotaExceeded("Your AI quota could not be checked. Try again in a moment.")
     if verdict in ("closed", "probe", "open"):
         reservation = (

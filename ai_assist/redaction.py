@@ -101,6 +101,19 @@ _VERSION_BEFORE = re.compile(
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
 _URL_ENCODED = re.compile(r"[^\s<>\"'`]*%[0-9A-Fa-f]{2}[^\s<>\"'`]*")
 
+# Gates: cheap checks that every match of a rule passes, so a rule whose gate fails is skipped. Patterns that start
+# with a character class let the regex engine jump to candidate positions instead of trying the rule at each one.
+_API_KEY_PREFIXES = (
+    "sk-", "_live_", "_test_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza", "glpat-"
+)  # fmt: skip
+# A MAC address holds `:hh:` or `-hh-` (or Cisco's `.hhhh.`), a dotted quad `.d.d.`, an IPv6 address `::` or
+# `:h:` (eight groups, or six and a dotted quad): each gate starts with the separator, which the engine finds fast.
+_MAC_GATE = re.compile(r":[0-9A-Fa-f]{2}:|-[0-9A-Fa-f]{2}-|\.[0-9A-Fa-f]{4}\.")
+_IBAN_GATE = re.compile(r"[A-Z]{2}\d{2}")
+_CARD_GATE = re.compile(r"\d(?:[ -]?\d){12}")
+_IPV4_GATE = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
+_IPV6_GATE = re.compile(r"::|:[0-9A-Fa-f]{1,4}:")
+
 
 @dataclass
 class Redacted:
@@ -208,14 +221,19 @@ def _replace_spans(text: str, spans: Iterable[detectors.Span], counts: Counter) 
     return text
 
 
-def _sub(pattern: re.Pattern, replace, needs: tuple[str, ...] = ()) -> Callable[[str, Counter], str]:
-    """A regex rule; with `needs`, it only runs when one of those substrings is in the lower-cased text."""
+def _sub(
+    pattern: re.Pattern, replace, needs: tuple[str, ...] = (), gate: re.Pattern | None = None
+) -> Callable[[str, Counter], str]:
+    """A regex rule. It only runs when the text could hold a match: with `needs`, when one of those substrings is in
+    the lower-cased text; with `gate`, when that cheaper pattern (one every match contains) is found."""
 
     def rule(text: str, counts: Counter) -> str:
         if needs:
             lowered = text.lower()
             if not any(word in lowered for word in needs):
                 return text
+        if gate is not None and not gate.search(text):
+            return text
         return pattern.sub(lambda match: replace(match, counts), text)
 
     return rule
@@ -236,20 +254,20 @@ class _Config:
 def _rules(config: _Config) -> tuple[Callable[[str, Counter], str], ...]:
     rules = [
         _spans(detectors.private_key_spans),
-        _sub(_URL, _url),
-        _sub(_JWT, _simple("jwt")),
+        _sub(_URL, _url, needs=("://",)),
+        _sub(_JWT, _simple("jwt"), needs=("eyj",)),
         _spans(detectors.secret_spans),
-        _sub(_API_KEYS, _simple("api_key")),
+        _sub(_API_KEYS, _simple("api_key"), needs=_API_KEY_PREFIXES),
         _spans(detectors.keyword_spans),
         _sub(_SECRET_ASSIGNMENT, _secret_assignment, needs=("key", "secret", "token", "passw", "pwd", "bearer")),
         _spans(detectors.high_entropy_spans),
         _sub(_EMAIL, _simple("email"), needs=("@",)),
-        _sub(_MAC, _mac),
-        _sub(_IBAN, _iban),
-        _sub(_CARD, _card),
+        _sub(_MAC, _mac, gate=_MAC_GATE),
+        _sub(_IBAN, _iban, gate=_IBAN_GATE),
+        _sub(_CARD, _card, gate=_CARD_GATE),
         _spans(lambda text: detectors.national_id_spans(text, config.national_ids)),
-        _sub(_IPV4, _ipv4),
-        _sub(_IPV6, _ipv6),
+        _sub(_IPV4, _ipv4, gate=_IPV4_GATE),
+        _sub(_IPV6, _ipv6, gate=_IPV6_GATE),
         _spans(lambda text: detectors.phone_spans(text, config.phone_regions)),
     ]
     names_pattern = _names_pattern(config.names)
@@ -287,12 +305,21 @@ def _decode_url_encoded(text: str, config: _Config, counts: Counter) -> str:
     return _URL_ENCODED.sub(replace, text)
 
 
-# Characters without which no rule can match: a cheap pre-check keeps plain prose fast.
-_TRIGGER = re.compile(
-    r"[\d@:%]|eyJ|sk-|AKIA|gh[pousr]_|xox|AIza|glpat|bearer|key|secret|token|passw|pwd|contrase|PRIVATE|PuTTY"
-    r"|[A-Za-z0-9_+/=-]{24,}",
-    re.I,
-)
+# Without one of these (a character, a word in the lower-cased text, a run of 24 key characters) no rule can match:
+# three cheap checks keep plain prose fast. (One alternation of them all cost ~70 us on a 180-character prompt.)
+_TRIGGER_CHARS = re.compile(r"[\d@:%]")
+_TRIGGER_WORDS = (
+    "eyj", "sk-", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "glpat", "bearer", "key", "secret",
+    "token", "passw", "pwd", "contrase", "private", "putty",
+)  # fmt: skip
+_TRIGGER_RUN = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{24}")
+
+
+def _could_match(text: str) -> bool:
+    if _TRIGGER_CHARS.search(text):
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _TRIGGER_WORDS) or _TRIGGER_RUN.search(text) is not None
 
 
 def _config(names: tuple[str, ...] | None) -> _Config:
@@ -305,16 +332,32 @@ def _config(names: tuple[str, ...] | None) -> _Config:
 
 def redact(text: str, *, names: tuple[str, ...] | None = None) -> Redacted:
     """Replace PII and secrets in `text` with labelled placeholders; `counts` says what was found."""
-    config = _config(names)
+    return _redact(text, _config(names))
+
+
+def _redact(text: str, config: _Config) -> Redacted:
     counts: Counter = Counter()
     if not text:
         return Redacted(text, counts)
-    if not _TRIGGER.search(text) and not config.names:
+    if not config.names and not _could_match(text):
         return Redacted(text, counts)
     if "%" in text:
         text = _decode_url_encoded(text, config, counts)
     text = _run_rules(text, config, counts)
     return Redacted(text, counts)
+
+
+def redact_fixed(text: str, *, names: tuple[str, ...] | None = None) -> Redacted:
+    """`redact` for text the code owns (a prompt template's system text), kept per text and configuration: the
+    same text is not scanned again on every call. Never for user data, which would then stay in memory."""
+    redacted, counts = _redact_fixed(text, _config(names))
+    return Redacted(redacted, Counter(dict(counts)))
+
+
+@lru_cache(maxsize=64)
+def _redact_fixed(text: str, config: _Config) -> tuple[str, tuple[tuple[str, int], ...]]:
+    result = _redact(text, config)
+    return result.text, tuple(result.counts.items())
 
 
 def redact_value(value, counts: Counter, names: tuple[str, ...]):

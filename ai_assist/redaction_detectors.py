@@ -71,7 +71,7 @@ _PLUGIN_TRIGGERS: dict[str, re.Pattern | tuple[str, ...]] = {
     "SoftlayerDetector": _LONG_VALUE,
     "SquareOAuthDetector": ("sq0csp-",),
     "StripeDetector": ("k_live_",),
-    "TelegramBotTokenDetector": re.compile(r"\d{8}:"),
+    "TelegramBotTokenDetector": re.compile(r":(?<=\d{8}:)"),  # 8 digits before a colon; found from the colon
     "TwilioKeyDetector": re.compile(r"AC[a-z0-9]{32}|SK[a-z0-9]{32}"),
 }
 # Artifactory's `AP[0-9A-F]...` also matches CamelCase identifiers (`APEXController`): its tokens carry digits.
@@ -113,12 +113,21 @@ def _value_span(text: str, match: re.Match) -> tuple[int, int]:
 SLACK_WEBHOOK = next(pattern for pattern in SlackDetector.denylist if "hooks" in pattern.pattern)
 
 
+@lru_cache(maxsize=1)
+def _trigger_words() -> tuple[str, ...]:
+    return tuple(sorted({word for _, trigger, _ in _regex_plugins() if isinstance(trigger, tuple) for word in trigger}))
+
+
 def _triggered(trigger: re.Pattern | tuple[str, ...], text: str, lowered: str, seen: dict) -> bool:
     if isinstance(trigger, re.Pattern):
         if trigger not in seen:  # one scan per text for a trigger shared by several plugins
             seen[trigger] = trigger.search(text) is not None
         return seen[trigger]
-    return not trigger or any(word in lowered for word in trigger)
+    if not trigger:
+        return True
+    if "words" not in seen:  # every plugin's trigger words looked up once per text, not plugin by plugin
+        seen["words"] = {word for word in _trigger_words() if word in lowered}
+    return not seen["words"].isdisjoint(trigger)
 
 
 def secret_spans(text: str) -> Iterator[Span]:

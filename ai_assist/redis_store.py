@@ -66,3 +66,52 @@ class Batch:
             if isinstance(result, Exception):
                 raise result
         return results
+
+
+class SentScript:
+    """A Lua script sent now whose reply is read later (`reply()`): the caller does its own work meanwhile.
+
+    The script goes by EVALSHA on a connection taken from the client's pool and held until the reply is read, so
+    the round trip (and the server's wake-up) overlaps the caller's CPU work instead of following it. A script
+    Redis no longer knows (it restarted) answers NOSCRIPT; it is then run through redis-py's `Script`, which loads
+    it. A failure to send is raised by `reply()`, like a failure to read.
+    """
+
+    def __init__(self, script, keys: list, args: list) -> None:
+        self.script, self.keys, self.args = script, keys, args
+        self.pool = script.registered_client.connection_pool
+        self.connection = None
+        self.error: Exception | None = None
+        try:
+            self.connection = self.pool.get_connection()
+            self.connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.RedisError as error:
+            self._drop()
+            self.error = error
+
+    def _drop(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.disconnect()
+            self.pool.release(connection)
+
+    def reply(self):
+        if self.error is not None:
+            raise self.error
+        connection, self.connection = self.connection, None
+        if connection is None:
+            raise RuntimeError("The reply of a sent script is read once.")
+        try:
+            result = connection.read_response()
+        except NoScriptError:
+            self.pool.release(connection)
+            return self.script(keys=self.keys, args=self.args)
+        except redis.ResponseError:
+            self.pool.release(connection)  # an error reply: the connection is in step
+            raise
+        except BaseException:
+            connection.disconnect()  # a reply may still be on its way: never hand this connection out again
+            self.pool.release(connection)
+            raise
+        self.pool.release(connection)
+        return result

@@ -18,6 +18,7 @@ Refusals and failures write their usage log row too, then raise a DomainError wi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -40,7 +41,7 @@ from ai_assist.pricing import NANO, Price, Usage
 from ai_assist.prompts import PromptTemplate, template_get
 from ai_assist.providers import ProviderCall, ProviderError, ProviderReply, provider_get, provider_model
 from ai_assist.quotas import AiBudgetExceeded, AiQuotaExceeded
-from ai_assist.redaction import redact, redact_value
+from ai_assist.redaction import redact, redact_fixed, redact_value
 from audit.services import audit_record
 from releases import selectors as release_selectors
 from releases.models import ReleaseCandidate
@@ -281,6 +282,20 @@ def _refuse(call: _Call, error: DomainError) -> DomainError:
     return error
 
 
+def _redact_prompt(call: _Call, provider_name: str, names: tuple[str, ...]) -> None:
+    """What leaves the machine is the rendered prompt: it is redacted as a whole (template text and variables)."""
+    for message in call.messages:
+        fixed = message["role"] == "system" and message["content"] == call.template.system
+        # A template's own system text holds no user data: its redaction is kept, not redone on every call.
+        result = (redact_fixed if fixed else redact)(message["content"], names=names)
+        message["content"] = result.text
+        call.redactions.update(result.counts)
+    # The offline provider answers from the variables themselves, so they are redacted too (its answer may be
+    # shown, logged and exported like any other).
+    if provider_name == "offline":
+        call.variables = redact_value(call.variables, Counter(), names)
+
+
 def _prepare(
     *, user, task_id: str, template_id: str, variables: dict, release_candidate, subject: str, batch_id: str
 ) -> _Call:
@@ -290,18 +305,9 @@ def _prepare(
         raise ValidationFailed("A task id is required.", fields={"task_id": ["This field is required."]})
     template = template_get(template_id)
     names = tuple(settings.AI_REDACT_NAMES)
-    redactions: Counter = Counter()
     provider = provider_get()
     variables = dict(variables or {})
-    # What leaves the machine is the rendered prompt: it is redacted as a whole (template text and variables).
     messages = template.render(variables)
-    for message in messages:
-        result = redact(message["content"], names=names)
-        message["content"] = result.text
-        redactions.update(result.counts)
-    # The offline provider answers from the variables themselves, so they are redacted too (its answer may be
-    # shown, logged and exported like any other).
-    clean_variables = redact_value(variables, Counter(), names) if provider.name == "offline" else {}
     model = provider_model(provider.name)
     admitted_at = timezone.now()
     price = pricing.price_at(provider=provider.name, model=model, at=admitted_at)
@@ -316,14 +322,15 @@ def _prepare(
         provider_name=provider.name,
         model=model,
         messages=messages,
-        variables=clean_variables,
-        redactions=redactions,
+        variables=variables if provider.name == "offline" else {},
+        redactions=Counter(),
         max_tokens=max_tokens,
         price=price,
         batch_id=batch_id,
     )
     if price is None:
         # Refused before the provider is called, and counted: a model without a price is never charged $0.
+        _redact_prompt(call, provider.name, names)  # the refusal's usage row keeps the prompt, redacted
         metrics.UNPRICED_REFUSALS.labels(provider=provider.name, model=model).inc()
         logger.warning("AI call refused: no price for the model", extra={"provider": provider.name, "model": model})
         raise _refuse(
@@ -335,7 +342,9 @@ def _prepare(
             ),
         )
     # Worst case: ~3 characters a token for the prompt (real tokenizers average ~4) plus the full completion, each
-    # at the dearest rate its tokens could be reported as.
+    # at the dearest rate its tokens could be reported as. It is taken from the prompt as rendered, before
+    # redaction, so that the admission can be on its way while the prompt is redacted: a placeholder is a few
+    # tokens, like the value it replaces, and settlement replaces the reservation with the real usage anyway.
     prompt_upper = sum(math.ceil(len(message["content"]) / 3) + 4 for message in messages)
     call.reserved_tokens = prompt_upper + max_tokens
     call.reserved_cost_nano = pricing.worst_case_cost_nano(
@@ -347,20 +356,26 @@ def _prepare(
         template_id=template.id,
     )
 
-    limits = quotas.limits_for(call.role)
+    # One Redis round trip: the circuit's verdict, the burst count and the worst case reserved on the user's
+    # counters and every budget's, atomically. It is sent first and read after the redaction, which runs meanwhile.
+    pending = quotas.admit_begin(
+        user_id=str(user.pk),
+        limits=quotas.limits_for(call.role),
+        tokens=call.reserved_tokens,
+        cost_nano=call.reserved_cost_nano,
+        provider=provider.name,
+        model=model,
+        budgets=call.budgets,
+        now=admitted_at,
+    )
     try:
-        # One Redis round trip: the circuit's verdict, the burst count and the worst case reserved on the user's
-        # counters and every budget's, atomically.
-        admission = quotas.admit(
-            user_id=str(user.pk),
-            limits=limits,
-            tokens=call.reserved_tokens,
-            cost_nano=call.reserved_cost_nano,
-            provider=provider.name,
-            model=model,
-            budgets=call.budgets,
-            now=admitted_at,
-        )
+        _redact_prompt(call, provider.name, names)
+    except BaseException:
+        with contextlib.suppress(RedisError):
+            pending.cancel(provider=provider.name, model=model)
+        raise
+    try:
+        admission = pending.result()
     except AiBudgetExceeded as error:
         _budget_refused(call, error, at=admitted_at)
         raise _refuse(call, error) from None

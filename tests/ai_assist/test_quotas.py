@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 
@@ -146,3 +147,92 @@ def test_it_refuses_once_the_cost_spent_reaches_the_ceiling(viewer, fake_openai,
         _call(viewer)
     assert refused.value.extra["limit"] == "cost_ceiling" and "cost ceiling reached" in refused.value.message
     assert fake_openai.request_count == 1
+
+
+def test_the_admission_is_on_its_way_while_the_prompt_is_redacted(viewer, fake_openai, settings, monkeypatch):
+    """The admission script is sent before the redaction and its verdict read after it, so the round trip overlaps
+    the gateway's CPU work; the provider still only sees the redacted prompt."""
+    from ai_assist import quotas, redis_store, services
+
+    _quota(settings)
+    order: list[str] = []
+    original_send, original_reply, original_redact = (
+        redis_store.SentScript.__init__,
+        redis_store.SentScript.reply,
+        services._redact_prompt,
+    )
+
+    def send(self, *args, **kwargs):
+        order.append("admission sent")
+        original_send(self, *args, **kwargs)
+
+    def reply(self):
+        order.append("verdict read")
+        return original_reply(self)
+
+    def redact_prompt(*args, **kwargs):
+        order.append("prompt redacted")
+        original_redact(*args, **kwargs)
+
+    monkeypatch.setattr(redis_store.SentScript, "__init__", send)
+    monkeypatch.setattr(redis_store.SentScript, "reply", reply)
+    monkeypatch.setattr(services, "_redact_prompt", redact_prompt)
+    variables = {**FIGURES, "notes": "reported by dana.smith@example.com"}
+    ai_generate_text(user=viewer, task_id="report_summary", template_id="report_summary", variables=variables)
+    assert order == ["admission sent", "prompt redacted", "verdict read"]
+    sent = json.dumps(fake_openai.requests[-1])
+    assert "dana.smith@example.com" not in sent and "[REDACTED_EMAIL]" in sent
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] > 0
+
+
+def test_a_cancelled_admission_gives_back_its_reservation(viewer, settings):
+    from ai_assist import quotas
+
+    _quota(settings)
+    limits = quotas.limits_for("viewer")
+    before = quotas.quota_usage(user_id=str(viewer.pk), role="viewer")
+    pending = quotas.admit_begin(
+        user_id=str(viewer.pk), limits=limits, tokens=700, cost_nano=5_000, provider="openai", model="gpt-4o-mini"
+    )
+    pending.cancel(provider="openai", model="gpt-4o-mini")
+    after = quotas.quota_usage(user_id=str(viewer.pk), role="viewer")
+    assert (after["tokens_used"], after["cost_used_usd"]) == (before["tokens_used"], before["cost_used_usd"])
+    admitted = quotas.admit(
+        user_id=str(viewer.pk), limits=limits, tokens=700, cost_nano=5_000, provider="openai", model="gpt-4o-mini"
+    )
+    assert admitted.verdict == "closed"
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] == before["tokens_used"] + 700
+
+
+def test_a_sent_admission_survives_a_redis_that_forgot_its_scripts(viewer, settings):
+    """A Redis restart (or SCRIPT FLUSH) between two calls: the sent EVALSHA answers NOSCRIPT, and the script is
+    loaded and run instead of the call failing."""
+    from ai_assist import quotas, redis_store
+
+    _quota(settings)
+    limits = quotas.limits_for("viewer")
+    quotas.admit(user_id=str(viewer.pk), limits=limits, tokens=10, cost_nano=1, provider="openai", model="m")
+    redis_store.client().script_flush()
+    admission = quotas.admit(
+        user_id=str(viewer.pk), limits=limits, tokens=10, cost_nano=1, provider="openai", model="m"
+    )
+    assert admission.verdict == "closed"
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] == 20
+
+
+def test_a_redis_that_cannot_be_reached_refuses_the_call_at_the_verdict(viewer, fake_openai, settings, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from ai_assist import redis_store
+    from ai_assist.services import AiUnavailable
+
+    _quota(settings)
+
+    def unreachable(self, *args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(redis_store.client().connection_pool.connection_class, "send_command", unreachable)
+    with pytest.raises(AiUnavailable):
+        _call(viewer)
+    assert fake_openai.request_count == 0
+    assert AiUsageLog.objects.get(user=viewer).error_code == "ai_unavailable"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import string
 from collections import Counter
 
@@ -152,3 +154,70 @@ def test_it_redacts_every_template_on_the_streaming_path(template_id, viewer, fa
     assert [value for value in values if value.lower() in outbound.lower() or value.lower() in decoded.lower()] == []
     stored = AiUsageLog.objects.get(pk=stream.usage_log_id)
     assert [value for value in values if value.lower() in stored.prompt_redacted.lower()] == []
+
+
+def _gate_sample() -> list[str]:
+    """The corpus, the must-survive items, and mixes and slices of them (a gate must hold in any mix)."""
+    base = [text for _, text, _ in CORPUS + ATTACK_FORMATS] + list(MUST_SURVIVE) + list(NEGATIVES)
+    rng = random.Random(20261201)
+    mixed = [" ".join(rng.sample(base, 3)) for _ in range(400)]
+    sliced = []
+    for text in rng.sample(base, 200):
+        start = rng.randrange(len(text))
+        sliced.append(text[start : rng.randrange(start, len(text) + 1)])
+    return base + mixed + sliced
+
+
+def test_the_cheap_gates_never_skip_a_rule_that_would_have_matched(monkeypatch):
+    """Every rule runs only where its gate (a substring, a cheaper pattern, a plugin trigger) says it could match:
+    with every gate forced open, redaction gives exactly the same text and counts."""
+    from ai_assist import redaction, redaction_detectors
+
+    texts = _gate_sample()
+    gated = [(redact(text).text, redact(text, names=tuple(NAMES)).text) for text in texts]
+    gated_counts = [redact(text).counts for text in texts]
+
+    always = re.compile("")  # an empty pattern is found in any text
+    for name in ("_MAC_GATE", "_IBAN_GATE", "_CARD_GATE", "_IPV4_GATE", "_IPV6_GATE"):
+        monkeypatch.setattr(redaction, name, always)
+    monkeypatch.setattr(redaction, "_API_KEY_PREFIXES", ("",))
+    monkeypatch.setattr(redaction, "_could_match", lambda text: True)
+    monkeypatch.setattr(redaction_detectors, "_PLUGIN_TRIGGERS", {})
+    monkeypatch.setattr(redaction_detectors, "_KEY_RUN", always)
+    original_sub = redaction._sub
+    monkeypatch.setattr(redaction, "_sub", lambda pattern, replace, needs=(), gate=None: original_sub(pattern, replace))
+    for cached in (redaction._rules, redaction_detectors._regex_plugins, redaction_detectors._trigger_words):
+        cached.cache_clear()
+    try:
+        ungated = [(redact(text).text, redact(text, names=tuple(NAMES)).text) for text in texts]
+        ungated_counts = [redact(text).counts for text in texts]
+    finally:
+        for cached in (redaction._rules, redaction_detectors._regex_plugins, redaction_detectors._trigger_words):
+            cached.cache_clear()
+    differences = [(text, a, b) for text, a, b in zip(texts, gated, ungated, strict=True) if a != b]
+    assert differences == [], differences[:3]
+    assert gated_counts == ungated_counts
+    assert sum(1 for a, _ in gated if "[REDACTED_" in a) > 300  # the sample does exercise the rules
+
+
+def test_a_templates_system_text_is_redacted_once_and_kept_per_configuration(monkeypatch, settings):
+    from ai_assist import redaction
+
+    redaction._redact_fixed.cache_clear()
+    scans = Counter()
+    original = redaction._redact
+
+    def counting(text, config):
+        scans[text] += 1
+        return original(text, config)
+
+    monkeypatch.setattr(redaction, "_redact", counting)
+    system = TEMPLATES["report_summary"].system + " Escalate to Dana Smith."
+    first = redaction.redact_fixed(system)
+    again = redaction.redact_fixed(system)
+    assert again.text == first.text and scans[system] == 1
+    again.counts["name"] += 5  # a caller's counts are its own copy
+    assert redaction.redact_fixed(system).counts == first.counts
+    settings.AI_REDACT_NAMES = ["Dana Smith"]
+    named = redaction.redact_fixed(system)
+    assert "[REDACTED_NAME]" in named.text and "Dana Smith" not in named.text and scans[system] == 2
