@@ -250,9 +250,23 @@ _DATE_LIKE = re.compile(
 )
 
 
+# Every character of a candidate is one of these, so a candidate lies inside one run of them, and a run with fewer
+# than 7 digits holds none worth checking: the candidate pattern is only run over the runs that have 7.
+_PHONE_RUN = re.compile(r"[\d+(][\d \t().\-/+]*")
+
+
+def _phone_candidates(text: str) -> Iterator[re.Match]:
+    for run in _PHONE_RUN.finditer(text):
+        if run.end() - run.start() < 7 or sum(char.isdigit() for char in run.group(0)) < 7:
+            continue
+        # From the run's start (the look-behind still sees the text before it) to one character past its end (the
+        # look-ahead sees what follows; no candidate can take it, it is not one of the run's characters).
+        yield from _PHONE_CANDIDATE.finditer(text, run.start(), run.end() + 1)
+
+
 def phone_spans(text: str, regions: tuple[str, ...]) -> Iterator[Span]:
     """Valid phone numbers (international, or local in one of `regions`), found by `PhoneNumberMatcher`."""
-    for candidate in _PHONE_CANDIDATE.finditer(text):
+    for candidate in _phone_candidates(text):
         raw = candidate.group(0)
         if sum(char.isdigit() for char in raw) < 7 or _DATE_LIKE.search(raw):
             continue
