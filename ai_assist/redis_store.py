@@ -74,7 +74,8 @@ class SentScript:
     The script goes by EVALSHA on a connection taken from the client's pool and held until the reply is read, so
     the round trip (and the server's wake-up) overlaps the caller's CPU work instead of following it. A script
     Redis no longer knows (it restarted) answers NOSCRIPT; it is then run through redis-py's `Script`, which loads
-    it. A failure to send is raised by `reply()`, like a failure to read.
+    it. A connection that fails (a dropped or stale one) gets the same second chance, through the client's own
+    retry policy, as any other command; what still fails is raised by `reply()`.
     """
 
     def __init__(self, script, keys: list, args: list) -> None:
@@ -82,9 +83,12 @@ class SentScript:
         self.pool = script.registered_client.connection_pool
         self.connection = None
         self.error: Exception | None = None
+        self.done = False
         try:
             self.connection = self.pool.get_connection()
             self.connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._drop()  # `reply()` runs the script the ordinary way
         except redis.RedisError as error:
             self._drop()
             self.error = error
@@ -98,9 +102,12 @@ class SentScript:
     def reply(self):
         if self.error is not None:
             raise self.error
-        connection, self.connection = self.connection, None
-        if connection is None:
+        if self.done:
             raise RuntimeError("The reply of a sent script is read once.")
+        self.done = True
+        connection, self.connection = self.connection, None
+        if connection is None:  # sending failed on a dropped connection
+            return self.script(keys=self.keys, args=self.args)
         try:
             result = connection.read_response()
         except NoScriptError:
@@ -109,6 +116,12 @@ class SentScript:
         except redis.ResponseError:
             self.pool.release(connection)  # an error reply: the connection is in step
             raise
+        except (redis.ConnectionError, redis.TimeoutError):
+            # The script may or may not have run: running it again can only reserve twice (counted until the
+            # period ends, never under-counted), as redis-py's own retry of a command would.
+            connection.disconnect()
+            self.pool.release(connection)
+            return self.script(keys=self.keys, args=self.args)
         except BaseException:
             connection.disconnect()  # a reply may still be on its way: never hand this connection out again
             self.pool.release(connection)

@@ -236,3 +236,30 @@ def test_a_redis_that_cannot_be_reached_refuses_the_call_at_the_verdict(viewer, 
         _call(viewer)
     assert fake_openai.request_count == 0
     assert AiUsageLog.objects.get(user=viewer).error_code == "ai_unavailable"
+
+
+def test_a_reply_lost_on_a_dropped_connection_is_asked_again_and_never_under_counted(viewer, settings, monkeypatch):
+    """The connection drops after the script was sent: the script runs again the ordinary way (redis-py's retry), so
+    the call goes ahead; the first run may have reserved too, which only over-counts until the period ends."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from ai_assist import quotas, redis_store
+
+    _quota(settings)
+    limits = quotas.limits_for("viewer")
+    connection_class = redis_store.client().connection_pool.connection_class
+    original = connection_class.read_response
+    dropped = []
+
+    def drop_once(self, *args, **kwargs):
+        if not dropped:
+            dropped.append(True)
+            raise RedisConnectionError("Connection reset by peer")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(connection_class, "read_response", drop_once)
+    admission = quotas.admit(
+        user_id=str(viewer.pk), limits=limits, tokens=10, cost_nano=1, provider="openai", model="m"
+    )
+    assert dropped and admission.verdict == "closed"
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] in (10, 20)
