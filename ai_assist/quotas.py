@@ -258,30 +258,11 @@ def _budget_refusal(budget: budgets_module.Budget, *, spent: int, cost_nano: int
     )
 
 
-def admit(
-    *,
-    user_id: str,
-    limits: Limits,
-    tokens: int,
-    cost_nano: int,
-    provider: str,
-    model: str,
-    budgets: list[budgets_module.Budget] | None = None,
-    now: datetime | None = None,
-) -> Admission:
+def admit(**arguments) -> Admission:
     """Decide one call: breaker, burst, then reserve its worst case on the user's counters and every budget.
     Raises AiQuotaExceeded or AiBudgetExceeded (nothing reserved); an open circuit comes back as
-    `Admission("open")` for the caller to explain."""
-    return admit_begin(
-        user_id=user_id,
-        limits=limits,
-        tokens=tokens,
-        cost_nano=cost_nano,
-        provider=provider,
-        model=model,
-        budgets=budgets,
-        now=now,
-    ).result()
+    `Admission("open")` for the caller to explain. Takes the arguments of `admit_begin`."""
+    return admit_begin(**arguments).result()
 
 
 class PendingAdmission:
