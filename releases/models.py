@@ -92,11 +92,18 @@ class TestCase(models.Model):
         db_table = "testCases"
         ordering = ["suite_id", "key"]
         constraints = [models.UniqueConstraint(fields=["suite", "key"], name="case_unique_suite_key")]
-        # Keyset pages of the case list: (filter, sort field, id).
+        # Keyset pages of the case list: (filter, sort field, id). The (suite, key) constraint and the
+        # (equality filters, key, id) indexes let a filtered page in key order read its own cases' entries only
+        # (selectors.CASE_KEY_PINS), not those of every live case.
         indexes = [
             models.Index(fields=["is_deleted", "key", "id"], name="case_live_key_id"),
             models.Index(fields=["is_deleted", "priority", "id"], name="case_live_priority_id"),
             models.Index(fields=["is_deleted", "updated_at", "id"], name="case_live_updated_id"),
+            models.Index(fields=["suite", "owner", "key", "id"], name="case_suite_owner_key_id"),
+            models.Index(fields=["suite", "category", "key", "id"], name="case_suite_category_key_id"),
+            models.Index(fields=["owner", "category", "key", "id"], name="case_owner_category_key_id"),
+            models.Index(fields=["owner", "key", "id"], name="case_owner_key_id"),
+            models.Index(fields=["category", "key", "id"], name="case_category_key_id"),
         ]
 
     def __str__(self) -> str:
@@ -145,6 +152,14 @@ class TestRun(models.Model):
             models.Index(fields=["category", "release_candidate"], name="run_category_rc"),
             models.Index(fields=["case", "release_candidate", "is_latest"], name="run_case_rc_latest"),
             models.Index(fields=["release_candidate", "suite", "is_latest"], name="run_rc_suite_latest"),
+            # The latest runs of a page's cases in one RC: equality on (RC, flag) and `$in` on the cases, one index
+            # entry per case (the (case, RC, flag) index narrows an `$in` of cases by the case alone on the
+            # stand-in: every RC's runs of each case).
+            models.Index(fields=["release_candidate", "is_latest", "case"], name="run_rc_latest_case"),
+            # The cases with a status in an RC (optionally of one suite): the latest runs with that status only.
+            models.Index(
+                fields=["release_candidate", "status", "is_latest", "suite"], name="run_rc_status_latest_suite"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -718,10 +718,15 @@ def _instance(model, document: dict[str, Any]):
 
 
 def latest_runs_for(*, case_ids: list[ObjectId], release_candidate: ReleaseCandidate) -> dict[ObjectId, TestRun]:
-    """{case_id: latest run} for these cases in an RC (one query on the (case, RC, is_latest) index)."""
-    documents = connection.database[RUNS].find(
-        {"case_id": {"$in": list(case_ids)}, "release_candidate_id": release_candidate.pk, "is_latest": True}
-    )
+    """{case_id: latest run} for these cases in an RC (one query per slice of ids on the (RC, is_latest, case)
+    index: an entry per case)."""
+    documents = [
+        document
+        for ids in id_slices(list(case_ids))
+        for document in connection.database[RUNS].find(
+            {"release_candidate_id": release_candidate.pk, "is_latest": True, "case_id": {"$in": ids}}
+        )
+    ]
     return {document["case_id"]: _instance(TestRun, document) for document in documents}
 
 
@@ -752,6 +757,9 @@ STATUS_FILTER_LABELS: dict[str, str] = {"pass": "Pass", "fail": "Fail", "pending
 KEY_FLOOR_CACHE = "releases:case-key-floor"
 KEY_FLOOR_SECONDS = 300
 _MAX_CODE_POINT = 0x10FFFF
+# A key window that held at most 1/KEY_WINDOW_WIDEN of the cases still wanted makes the next one a character wider
+# (about an alphabet's times more keys); otherwise the next is as wide, so a window never holds many times more.
+KEY_WINDOW_WIDEN = 10
 
 
 @dataclass
@@ -860,21 +868,19 @@ def _successor_prefix(text: str) -> str | None:
     return None
 
 
-def _ascending_key_bounds(start: str):
-    """Upper bounds of ever wider key windows above `start`: "K0123" -> "K0124", "K013", "K02", "K1", "L",
-    then further first characters, then None (no bound). Each window holds roughly an alphabet's times more keys."""
-    seen = set()
-    for length in range(len(start), 0, -1):
-        bound = _successor_prefix(start[:length])
-        if bound is not None and bound not in seen:
-            seen.add(bound)
-            yield bound
-    first = ord(start[0]) if start else 0
-    step = 2
-    while first + step <= _MAX_CODE_POINT and step <= 1 << 12:
-        yield chr(first + step) if not 0xD800 <= first + step <= 0xDFFF else chr(0xE000)
-        step *= 2
-    yield None
+def _next_key_bound(low: str, width: int) -> tuple[str | None, int]:
+    """(the upper end of the key window that starts at `low`, the width it was built for): above every key that
+    starts with `low[:width]` ("K0123", 4 -> "K013"); at width 0, a first character twice as far above `low`'s, up
+    to no bound (None) past the last code point. Each bound is above `low`, so the windows tile the keys."""
+    if width > 0:
+        bound = _successor_prefix(low[:width])
+        if bound is not None:
+            return bound, width
+    first = ord(low[0]) if low else 0
+    code = 2 * first + 1
+    if code > _MAX_CODE_POINT:
+        return None, 0
+    return (chr(0xE000) if 0xD800 <= code <= 0xDFFF else chr(code)), 0
 
 
 def key_floor() -> str:
@@ -919,12 +925,13 @@ def case_match(*, filters: CaseFilters) -> dict[str, Any]:
 
 
 # "Status in RC" without a scan. A status with few latest runs in the RC (at most STATUS_IN_MAX, as the summary
-# documents count them) is read from the runs' (RC, status) index as an `_id $in` list. A dense one (or "not run")
-# reads the cases in the page's sort order (key order through the key windows), STATUS_SCAN_CHUNK at a time, and
-# keeps those whose latest run matches (one `case_id $in` read of the runs per chunk), so a page costs about page
-# size / density cases, never all of them. A page examines at most STATUS_SCAN_BUDGET cases (then it is `partial`
-# and its cursor resumes the examination).
-STATUS_IN_MAX = 200
+# documents count them) is read from the runs' (RC, status, latest, suite) index as a list of case ids, whose cases
+# are read by id and ordered here (`_cases_among`). A dense one (or "not run") reads the cases in the page's sort
+# order (key order through the key windows), STATUS_SCAN_CHUNK at a time, and keeps those whose latest run matches
+# (one read of the runs' (RC, latest, case) index per slice of cases), so a page costs about page size / density
+# cases, never all of them. A page examines at most STATUS_SCAN_BUDGET cases (then it is `partial` and its cursor
+# resumes the examination). STATUS_IN_MAX is that budget: a sparse page reads no more cases than a dense one may.
+STATUS_IN_MAX = 500
 STATUS_SCAN_CHUNK = 250
 STATUS_SCAN_BUDGET = 500
 
@@ -966,7 +973,7 @@ def _status_keep(filters: CaseFilters, cases: list[TestCase]) -> list[TestCase]:
         run["case_id"]: run["status"]
         for ids in store.id_slices([case.pk for case in cases])
         for run in connection.database[RUNS].find(
-            {"case_id": {"$in": ids}, "release_candidate_id": filters.release_candidate.pk, "is_latest": True},
+            {"release_candidate_id": filters.release_candidate.pk, "is_latest": True, "case_id": {"$in": ids}},
             {"_id": 0, "case_id": 1, "status": 1},
         )
     }
@@ -990,20 +997,15 @@ def _cases_with_status(
     unfiltered = replace(filters, status="")
     field_name, descending = CASE_SORTS[sort]
     ids = _status_sparse_ids(filters)
+    if ids is not None:
+        return _cases_among(ids, unfiltered, sort=sort, after=after, want=want), None
 
-    def fetch(position: tuple[Any, ObjectId] | None, count: int, *, only: list[ObjectId] | None = None):
+    def fetch(position: tuple[Any, ObjectId] | None, count: int):
         if sort == "key":
-            match = case_match(filters=unfiltered)
-            if only is not None:
-                match["_id"] = {"$in": only}
-            return _pages_by_key_windows(match, after=position, want=count)
+            return _pages_by_key_windows(case_match(filters=unfiltered), after=position, want=count)
         queryset = case_filter_queryset(filters=unfiltered)
-        if only is not None:
-            queryset = queryset.filter(pk__in=only)
         return list(_keyset_after(queryset, field_name, descending, position)[:count])
 
-    if ids is not None:
-        return fetch(after, want, only=ids), None
     found: list[TestCase] = []
     examined = 0
     position = after
@@ -1019,6 +1021,41 @@ def _cases_with_status(
         if len(chunk) < STATUS_SCAN_CHUNK:
             break
     return found[:want], None
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    """A sort key for one stored value in MongoDB's order for the case fields (missing first; strings by code
+    point, which is their UTF-8 byte order; times in UTC)."""
+    if isinstance(value, datetime) and not timezone.is_naive(value):
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return (value is not None, value)
+
+
+def _cases_among(
+    ids: list[ObjectId], filters: CaseFilters, *, sort: str, after: tuple[Any, ObjectId] | None, want: int
+) -> list[TestCase]:
+    """The first `want` of these cases in `sort` order after the keyset position `after` that match the filters:
+    read by id, a slice at a time (point lookups on any server), and ordered here, so the cost follows the number
+    of ids, not of cases; the same cases and order as one sorted query of `_id $in ids`."""
+    field_name, descending = CASE_SORTS[sort]
+    match = case_match(filters=filters)
+    collection = connection.database["testCases"]
+    documents = [
+        document for chunk in id_slices(list(ids)) for document in collection.find({"_id": {"$in": chunk}, **match})
+    ]
+
+    def position(document: dict[str, Any]) -> tuple[tuple[bool, Any], ObjectId]:
+        return _sortable(document.get(field_name)), document["_id"]
+
+    documents.sort(key=position, reverse=descending)
+    if after is not None:
+        start = (_sortable(after[0]), after[1])
+        documents = [
+            document
+            for document in documents
+            if (position(document) < start if descending else position(document) > start)
+        ]
+    return [_instance(TestCase, document) for document in documents[:want]]
 
 
 def _keyset_after(queryset: QuerySet[TestCase], field_name: str, descending: bool, after) -> QuerySet[TestCase]:
@@ -1081,14 +1118,33 @@ def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] 
     Same result as one sorted query after the cursor, but each query covers a window of keys next to the previous
     one, so a page reads about as many index entries as it returns, whatever the number of cases. (An open-ended
     range with a sort and a limit costs a scan of the whole range on some servers, the embedded stand-in among
-    them; on MongoDB these are a few cheap index range scans.)
+    them; on MongoDB these are a few cheap index range scans.) A filter on the suite, owner or category reads the
+    windows of an index that starts with those fields (`CASE_KEY_PINS`), so its windows hold its own cases only.
     """
     collection = connection.database["testCases"]
     order = [("key", 1), ("_id", 1)]
+    pinned = _key_order_pin(match)
 
     def fetch(condition: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-        query = {"$and": [match, condition]} if set(match) & set(condition) else {**match, **condition}
-        return list(collection.find(query).sort(order).limit(limit)) if limit > 0 else []
+        if limit <= 0:
+            return []
+        if pinned is None:
+            query = {"$and": [match, condition]} if set(match) & set(condition) else {**match, **condition}
+            return list(collection.find(query).sort(order).limit(limit))
+        # Pinned: the query names only the index's equalities and the key (a same-key tie is read by its key and
+        # cut by id here), the other conditions are checked on each document, and reading stops at `limit`.
+        equalities, keep, rest = pinned
+        after_id = condition["_id"]["$gt"] if "_id" in condition else None
+        query = collection.find({**equalities, "key": condition["key"]}).sort(order)
+        if not rest and after_id is None:
+            query = query.limit(limit)  # every document read is kept
+        found = []
+        for document in query:
+            if (after_id is None or document["_id"] > after_id) and keep(document):
+                found.append(document)
+                if len(found) == limit:
+                    break
+        return found
 
     found: list[dict[str, Any]] = []
     if after is None:
@@ -1099,20 +1155,88 @@ def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] 
     else:
         start, pk = after
         found = fetch({"key": start, "_id": {"$gt": pk}}, want)
-    # Windows: (start, b1), [b1, b2), [b2, b3), ... up to an open end.
+    # Windows: (start, b1), [b1, b2), [b2, b3), ... up to an open end, each the keys that start with a prefix of
+    # the window's low end (see `_next_key_bound`). A window that held few of the cases still wanted widens the next
+    # one by a character; one that held more keeps the width, so no window holds many more cases than are wanted.
     low_operator = "$gt"
     low = start
-    for bound in _ascending_key_bounds(start):
-        if len(found) >= want:
-            break
+    width = len(start)
+    while len(found) < want:
+        bound, width = _next_key_bound(low, width)
         condition: dict[str, Any] = {low_operator: low}
         if bound is not None:
             condition["$lt"] = bound
-        found.extend(fetch({"key": condition}, want - len(found)))
+        wanted = want - len(found)
+        window = fetch({"key": condition}, wanted)
+        found.extend(window)
         if bound is None:
             break
+        if width > 0 and len(window) * KEY_WINDOW_WIDEN <= wanted:
+            width -= 1
         low, low_operator = bound, "$gte"
     return [_instance(TestCase, document) for document in found[:want]]
+
+
+# Equality filters of the case list with an index of (fields..., key, id) (the (suite, key) constraint and
+# TestCase.Meta.indexes), most fields first: a key-ordered page pins the first whose fields its filter all sets, so
+# each key window reads the entries of the filter's own cases. The stand-in narrows a find along an index only when
+# the filter names exactly the index's leading equalities and one range (a further condition, `is_deleted`
+# included, makes it fall back to one field's index: every case of the suite or of the owner, for each window), so
+# the other conditions are checked on the documents read; a real MongoDB reads the same index ranges.
+# Last, the live cases' (is_deleted, key, id) index, so that a product's list (the other products' suites left out
+# by `$nin`, checked here) reads its key windows from that index too.
+CASE_KEY_PINS: tuple[tuple[str, ...], ...] = (
+    ("suite_id", "owner"),
+    ("suite_id", "category"),
+    ("owner", "category"),
+    ("suite_id",),
+    ("owner",),
+    ("category",),
+    ("is_deleted",),
+)
+
+
+def _key_order_pin(match: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any]] | None:
+    """(the equalities of `match` a key-ordered read pins, a check of the rest of `match` on a raw document, that
+    rest), or None when no pin applies or the rest is not plain conditions (a search)."""
+    equal = {name: match[name] for name in ("suite_id", "owner", "category", "is_deleted") if name in match}
+    equal = {name: value for name, value in equal.items() if not isinstance(value, dict)}
+    for fields in CASE_KEY_PINS:
+        if all(name in equal for name in fields):
+            pinned = {name: equal[name] for name in fields}
+            rest = {name: value for name, value in match.items() if name not in pinned}
+            keep = _document_check(rest)
+            return (pinned, keep, rest) if keep is not None else None
+    return None
+
+
+def _same_value(value: Any, wanted: Any) -> bool:
+    """MongoDB equality of a stored scalar (None: missing) and a wanted one: a boolean equals only a boolean, None
+    (null) matches a missing field."""
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value == wanted
+    return value == wanted
+
+
+def _document_check(conditions: dict[str, Any]):
+    """A function telling whether a raw document meets `conditions` (equality, `$in`, `$nin` on scalar fields, as
+    MongoDB matches them), or None for any other condition."""
+    checks = []
+    for name, wanted in conditions.items():
+        if name.startswith("$"):
+            return None
+        if not isinstance(wanted, dict):
+            checks.append(lambda document, name=name, wanted=wanted: _same_value(document.get(name), wanted))
+        elif set(wanted) in ({"$in"}, {"$nin"}) and isinstance(wanted.get("$in", wanted.get("$nin")), list):
+            values, inside = wanted.get("$in", wanted.get("$nin")), "$in" in wanted
+            checks.append(
+                lambda document, name=name, values=values, inside=inside: (
+                    any(_same_value(document.get(name), value) for value in values) == inside
+                )
+            )
+        else:
+            return None
+    return lambda document: all(check(document) for check in checks)
 
 
 def _check_status_filter(filters: CaseFilters) -> None:
