@@ -967,19 +967,21 @@ def _status_sparse_ids(filters: CaseFilters) -> list[ObjectId] | None:
     return ids if len(ids) <= STATUS_IN_MAX else None
 
 
-def _status_keep(filters: CaseFilters, cases: list[TestCase]) -> list[TestCase]:
-    """The cases (in their order) whose latest status in the RC is the filter's (no latest run: "not run")."""
+def _status_keep(filters: CaseFilters, cases: list) -> list:
+    """The cases (in their order; TestCase instances or raw documents) whose latest status in the RC is the
+    filter's (no latest run: "not run")."""
+    keys = [case["_id"] if isinstance(case, dict) else case.pk for case in cases]
     statuses = {
         run["case_id"]: run["status"]
-        for ids in store.id_slices([case.pk for case in cases])
+        for ids in store.id_slices(keys)
         for run in connection.database[RUNS].find(
             {"release_candidate_id": filters.release_candidate.pk, "is_latest": True, "case_id": {"$in": ids}},
             {"_id": 0, "case_id": 1, "status": 1},
         )
     }
     if filters.status == "not_run":
-        return [case for case in cases if case.pk not in statuses]
-    return [case for case in cases if statuses.get(case.pk) == filters.status]
+        return [case for case, key in zip(cases, keys, strict=True) if key not in statuses]
+    return [case for case, key in zip(cases, keys, strict=True) if statuses.get(key) == filters.status]
 
 
 def _cases_with_status(
@@ -1000,27 +1002,31 @@ def _cases_with_status(
     if ids is not None:
         return _cases_among(ids, unfiltered, sort=sort, after=after, want=want), None
 
-    def fetch(position: tuple[Any, ObjectId] | None, count: int):
-        if sort == "key":
-            return _pages_by_key_windows(case_match(filters=unfiltered), after=position, want=count)
+    def fetch(position: tuple[Any, ObjectId] | None, count: int) -> list[dict[str, Any]] | list[TestCase]:
+        if sort == "key":  # raw documents: only the cases kept become model instances
+            return _pages_by_key_windows(case_match(filters=unfiltered), after=position, want=count, raw=True)
         queryset = case_filter_queryset(filters=unfiltered)
         return list(_keyset_after(queryset, field_name, descending, position)[:count])
 
-    found: list[TestCase] = []
+    def cases(items: list) -> list[TestCase]:
+        return [_instance(TestCase, item) if isinstance(item, dict) else item for item in items]
+
+    found: list = []
     examined = 0
     position = after
     while len(found) < want:
         if budget is not None and examined >= budget:
-            return found, position
+            return cases(found), position
         chunk = fetch(position, STATUS_SCAN_CHUNK)
         if not chunk:
             break
         examined += len(chunk)
         found.extend(_status_keep(filters, chunk))
-        position = (getattr(chunk[-1], field_name), chunk[-1].pk)
+        last = chunk[-1]
+        position = (last[field_name], last["_id"]) if isinstance(last, dict) else (getattr(last, field_name), last.pk)
         if len(chunk) < STATUS_SCAN_CHUNK:
             break
-    return found[:want], None
+    return cases(found[:want]), None
 
 
 def _sortable(value: Any) -> tuple[bool, Any]:
@@ -1040,8 +1046,11 @@ def _cases_among(
     field_name, descending = CASE_SORTS[sort]
     match = case_match(filters=filters)
     collection = connection.database["testCases"]
+    # The sort field of each (less to send and decode); the whole documents of the page's cases only.
     documents = [
-        document for chunk in id_slices(list(ids)) for document in collection.find({"_id": {"$in": chunk}, **match})
+        document
+        for chunk in id_slices(list(ids))
+        for document in collection.find({"_id": {"$in": chunk}, **match}, {"_id": 1, field_name: 1})
     ]
 
     def position(document: dict[str, Any]) -> tuple[tuple[bool, Any], ObjectId]:
@@ -1055,7 +1064,13 @@ def _cases_among(
             for document in documents
             if (position(document) < start if descending else position(document) > start)
         ]
-    return [_instance(TestCase, document) for document in documents[:want]]
+    chosen = [document["_id"] for document in documents[:want]]
+    whole = {
+        document["_id"]: document
+        for chunk in id_slices(chosen)
+        for document in collection.find({"_id": {"$in": chunk}})
+    }
+    return [_instance(TestCase, whole[pk]) for pk in chosen if pk in whole]
 
 
 def _keyset_after(queryset: QuerySet[TestCase], field_name: str, descending: bool, after) -> QuerySet[TestCase]:
@@ -1111,9 +1126,11 @@ def _case_count_from_counts(filters: CaseFilters) -> int | None:
     return sum(_case_counts(suite_ids=suite_ids, dimensions=[SummaryDimension.ALL]).values())
 
 
-def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] | None, want: int) -> list[TestCase]:
+def _pages_by_key_windows(
+    match: dict[str, Any], *, after: tuple[str, ObjectId] | None, want: int, raw: bool = False
+) -> list[Any]:
     """The first `want` cases matching `match` in (key, id) order after the cursor `after`, read through bounded
-    key ranges.
+    key ranges (TestCase instances, or the raw documents when `raw`).
 
     Same result as one sorted query after the cursor, but each query covers a window of keys next to the previous
     one, so a page reads about as many index entries as it returns, whatever the number of cases. (An open-ended
@@ -1174,7 +1191,7 @@ def _pages_by_key_windows(match: dict[str, Any], *, after: tuple[str, ObjectId] 
         if width > 0 and len(window) * KEY_WINDOW_WIDEN <= wanted:
             width -= 1
         low, low_operator = bound, "$gte"
-    return [_instance(TestCase, document) for document in found[:want]]
+    return found[:want] if raw else [_instance(TestCase, document) for document in found[:want]]
 
 
 # Equality filters of the case list with an index of (fields..., key, id) (the (suite, key) constraint and
