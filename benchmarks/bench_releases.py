@@ -354,6 +354,10 @@ WRITES = {
 
 
 # --- the tester's desk (issue 15): filters, the run grid, a grid click and a 1,000-case bulk-set ------------------
+# BENCH_RELEASES_DESK_ONLY=1 at the default sizes (1k / 50k cases) ran 23.5 min here (the 50k data: 15 min). Measured
+# after the pinned key windows (selectors.CASE_KEY_PINS): suite + owner 0.86, fail + owner + category 1.35, pending +
+# suite by priority 2.40 (400 case ids read one by one: ~0.5 ms each on the stand-in), status fail 2.05 (1k: a sparse
+# id list; 50k: the dense examination of STATUS_SCAN_BUDGET cases, as costly at any size past ~10k).
 DESK_SMALL = int(os.environ.get("BENCH_RELEASES_DESK_SMALL", "1000"))  # cases (each with a run on every RC)
 DESK_LARGE = int(os.environ.get("BENCH_RELEASES_DESK_LARGE", "50000"))  # 50k cases: 500k runs
 DESK_SAMPLES = int(os.environ.get("BENCH_RELEASES_DESK_SAMPLES", "10"))
