@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -137,11 +138,22 @@ def breaker_record(*, provider: str, model: str, ok: bool, latency_s: float, cos
     return found(keys=keys, args=args)
 
 
-def record_command(*, provider: str, model: str, ok: bool, latency_s: float, cost: float, probe: bool):
+def record_command(
+    *,
+    provider: str,
+    model: str,
+    ok: bool,
+    latency_s: float,
+    cost: float,
+    probe: bool,
+    at: datetime | None = None,
+    config: dict | None = None,
+):
     """The record script with its keys and arguments, for `redis_store.Batch.script` (the gateway sends it in one
-    round trip with the quota settlement and the usage row)."""
-    config = _config()
-    now = timezone.now().timestamp()
+    round trip with the quota settlement and the usage row, from its post-call thread: `at` is when the call ended
+    and `config` the thresholds then; by default now and the current settings)."""
+    config = config or _config()
+    now = (at or timezone.now()).timestamp()
     interval = int(config["cost_interval_seconds"])
     bucket = redis_store.key(f"breaker:{provider}:{model}:cost:{math.floor(now / interval)}")
     return (

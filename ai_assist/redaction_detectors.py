@@ -72,7 +72,8 @@ _PLUGIN_TRIGGERS: dict[str, re.Pattern | tuple[str, ...]] = {
     "SquareOAuthDetector": ("sq0csp-",),
     "StripeDetector": ("k_live_",),
     "TelegramBotTokenDetector": re.compile(r":(?<=\d{8}:)"),  # 8 digits before a colon; found from the colon
-    "TwilioKeyDetector": re.compile(r"AC[a-z0-9]{32}|SK[a-z0-9]{32}"),
+    "TwilioKeyDetector": _LONG_VALUE,  # `AC` / `SK` and 32 more: a run of 24 key characters
+    "DiscordBotTokenDetector": _LONG_VALUE,  # 24 to 26 characters before its first dot
 }
 # Artifactory's `AP[0-9A-F]...` also matches CamelCase identifiers (`APEXController`): its tokens carry digits.
 _NEEDS_DIGIT = {"ArtifactoryDetector"}
@@ -223,11 +224,14 @@ def keyword_spans(text: str) -> Iterator[Span]:
 # --- High-entropy tokens (random keys without a known prefix, PEM bodies pasted without their header).
 _ENTROPY = Base64HighEntropyString()
 _LONG_TOKEN = re.compile(r"(?<![\w+/=-])[A-Za-z0-9_+/=-]{24,}(?![\w+/=-])")
+_LONG_VALUE_RUN = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{24}")
 _HAS_MIXED = re.compile(r"(?=.*\d)(?=.*[a-z])(?=.*[A-Z])", re.DOTALL)
 
 
 def high_entropy_spans(text: str) -> Iterator[Span]:
     """Tokens of 24+ base64 characters, mixed case with digits, above detect-secrets' base64 entropy limit."""
+    if not _LONG_VALUE_RUN.search(text):  # no token that long (a cheaper scan than the token pattern's)
+        return
     for match in _LONG_TOKEN.finditer(text):
         token = match.group(0)
         if "REDACTED_" in token or not _HAS_MIXED.match(token) or is_potential_uuid(token):
@@ -283,6 +287,7 @@ def phone_spans(text: str, regions: tuple[str, ...]) -> Iterator[Span]:
 _ID_COMPACT = re.compile(r"\b(?<!-)[A-Z0-9]{8,16}\b(?!-)")
 _ID_GROUPED = re.compile(r"\b(?<![.+/-])\d+(?:[ ./-]\d+){0,6}(?:[ -]?[A-Z])?\b(?!-)")
 _EIGHT_DIGITS = re.compile(r"\d(?:[ ./-]?\d){7}")
+_EIGHT_UPPER_OR_DIGITS = re.compile(r"(?<![A-Z0-9])[A-Z0-9]{8}")  # a compact id is a run of 8 to 16 of them
 _ID_CONTEXT = re.compile(
     r"(?i)(?:\b(?:bsn|ssn|social security|sozialversicherung\w*|steuer\w*|tax|id|idnr|nir|insee|pesel|"
     r"personnummer|cpr|national|passport|identity|identifiant|ausweis\w*|burgerservicenummer)\b)[^\n]{0,30}$"
@@ -319,6 +324,8 @@ def national_id_spans(text: str, names: tuple[str, ...]) -> Iterator[Span]:
     modules = _id_modules(names)
     for pattern in (_ID_GROUPED, _ID_COMPACT):
         if pattern is _ID_GROUPED and not _EIGHT_DIGITS.search(text):  # digit-only ids have 8+ digits
+            continue
+        if pattern is _ID_COMPACT and not _EIGHT_UPPER_OR_DIGITS.search(text):
             continue
         for match in pattern.finditer(text):
             candidate = match.group(0)

@@ -211,18 +211,27 @@ def _finish(
     """Everything after a call, done off the caller's path (ai_assist/post_call.py), in ONE Redis round trip:
     settle the reservation with the real usage, record the breaker result (`record`; without one a held half-open
     probe slot is freed) and queue the usage row; then the metrics. If Redis fails, the row goes to MongoDB directly.
-    Only the clock is read on the caller's thread (tests move it; the row and the breaker keep the call's time).
+    Only the clock and the breaker's thresholds are read on the caller's thread (tests move and change them; the row
+    and the breaker keep the call's time).
     A successful call returns at once; refusals and failures wait for the bookkeeping: their latency does not
     matter, and a failure that opens the circuit has its audit event written before the caller hears of it."""
     created_at = timezone.now()
     usage = usage or Usage()
-    recorded = (
-        breaker.record_command(provider=call.provider_name, model=call.model, probe=call.probe, **record)
-        if record is not None
-        else None
-    )
+    thresholds = settings.AI_BREAKER
 
     def send() -> None:
+        recorded = (
+            breaker.record_command(
+                provider=call.provider_name,
+                model=call.model,
+                probe=call.probe,
+                at=created_at,
+                config=thresholds,
+                **record,
+            )
+            if record is not None
+            else None
+        )
         document = _log_document(
             call,
             created_at=created_at,

@@ -183,7 +183,8 @@ def test_the_cheap_gates_never_skip_a_rule_that_would_have_matched(monkeypatch):
     monkeypatch.setattr(redaction, "_API_KEY_PREFIXES", ("",))
     monkeypatch.setattr(redaction, "_could_match", lambda text: True)
     monkeypatch.setattr(redaction_detectors, "_PLUGIN_TRIGGERS", {})
-    monkeypatch.setattr(redaction_detectors, "_KEY_RUN", always)
+    for name in ("_KEY_RUN", "_LONG_VALUE_RUN", "_EIGHT_UPPER_OR_DIGITS"):
+        monkeypatch.setattr(redaction_detectors, name, always)
     monkeypatch.setattr(redaction_detectors, "_phone_candidates", redaction_detectors._PHONE_CANDIDATE.finditer)
     original_sub = redaction._sub
     monkeypatch.setattr(redaction, "_sub", lambda pattern, replace, needs=(), gate=None: original_sub(pattern, replace))
