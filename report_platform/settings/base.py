@@ -395,6 +395,9 @@ CELERY_BEAT_SCHEDULE["imports-sweep-stale-jobs"] = {"task": "imports.tasks.impor
 # then redelivered); kombu's default is every ~100 s.
 CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10)
 CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env_int("CELERY_UNACKED_RESTORE_THROTTLE", 1)
+# The restore runs under a Redis mutex; a worker killed while holding it (kombu's default expiry: 300 s) would hold
+# every other worker's restore, and so a killed import's redelivery, back for five minutes.
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_mutex_expire"] = env_int("CELERY_UNACKED_MUTEX_EXPIRE", 30)
 
 # --- ai_assist -------------------------------------------------------------------------------------------------
 # Provider: "offline" (deterministic answers from the task metadata, no network) or "openai" (the openai SDK

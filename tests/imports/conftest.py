@@ -91,6 +91,7 @@ WORKER_ENV = {
     "CSV_IMPORT_LEASE_SECONDS": "2",
     "CELERY_VISIBILITY_TIMEOUT": "3",
     "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+    "CELERY_UNACKED_MUTEX_EXPIRE": "2",  # a worker killed inside its restore (every second here) frees it soon
     "CSV_IMPORT_BATCH_ROWS": "250",
     "CSV_IMPORT_RETRY_DELAY_SECONDS": "1",
     "CSV_IMPORT_PACE_FRACTION": "0",
@@ -148,7 +149,7 @@ def purge_queue() -> None:
     from report_platform.celery import app
 
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete("celery", "unacked", "unacked_index")
+        conn.default_channel.client.delete("celery", "unacked", "unacked_index", "unacked_mutex")
 
 
 def wait_for(predicate, *, timeout: float, step: float = 0.05):
