@@ -174,14 +174,14 @@ def _periods(user_id: str, limits: Limits, now: datetime) -> _Periods:
 def _periods_of_day(user_id: str, cost_period: str, day_start: datetime) -> _Periods:
     """The user's counters and their bounds on that day (kept: every call of the day asks for the same)."""
     prefix = f"quota:{user_id}"
-    now = day_start
-    day_resets = _next_day(now)
+    day_resets = _next_day(day_start)
     if cost_period == "month":
-        cost_key, cost_start, cost_resets = f"{prefix}:c:m{now:%Y%m}", _month_start(now), _next_month(now)
+        cost_key = f"{prefix}:c:m{day_start:%Y%m}"
+        cost_start, cost_resets = _month_start(day_start), _next_month(day_start)
     else:
-        cost_key, cost_start, cost_resets = f"{prefix}:c:d{now:%Y%m%d}", day_start, day_resets
+        cost_key, cost_start, cost_resets = f"{prefix}:c:d{day_start:%Y%m%d}", day_start, day_resets
     return _Periods(
-        token_key=redis_store.key(f"{prefix}:t:d{now:%Y%m%d}"),
+        token_key=redis_store.key(f"{prefix}:t:d{day_start:%Y%m%d}"),
         cost_key=redis_store.key(cost_key),
         day_start=day_start,
         day_resets=day_resets,
@@ -265,16 +265,27 @@ def admit(**arguments) -> Admission:
     return admit_begin(**arguments).result()
 
 
+@dataclass
 class PendingAdmission:
-    """An admission whose script is on its way to Redis: `result()` reads the verdict (and raises what `admit`
-    raises), `cancel()` gives back what it reserved when the caller gives up before the call."""
+    """An admission whose script is on its way to Redis (sent when this is made): `result()` reads the verdict (and
+    raises what `admit` raises), `cancel()` gives back what it reserved when the caller gives up before the call."""
 
-    def __init__(self, *, user_id, limits, tokens, cost_nano, budgets, now, periods, budget_keys, keys, arguments):
-        self.user_id, self.limits, self.tokens, self.cost_nano = user_id, limits, tokens, cost_nano
-        self.budgets, self.now, self.periods, self.budget_keys = budgets, now, periods, budget_keys
-        self.keys, self.arguments = keys, arguments
+    user_id: str
+    limits: Limits
+    tokens: int
+    cost_nano: int
+    budgets: list[budgets_module.Budget]
+    now: datetime
+    periods: _Periods
+    budget_keys: list[str]
+    keys: list
+    arguments: list
+    script: object = field(init=False)
+    sent: redis_store.SentScript = field(init=False)
+
+    def __post_init__(self) -> None:
         self.script = breaker.script(_ADMIT)
-        self.sent = redis_store.SentScript(self.script, keys, arguments)
+        self.sent = redis_store.SentScript(self.script, self.keys, self.arguments)
 
     def result(self) -> Admission:
         return _decide(self, self.sent.reply())
