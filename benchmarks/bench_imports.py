@@ -150,6 +150,7 @@ def _reference_documents(rows: int, *, runs: bool, prefix: str):
                     "suite_id": suites[n % 20],
                     "owner": "alice",
                     "category": "functional",
+                    "case_key": cases[-1]["key"],
                     "executed_at": datetime(2026, 11, 1 + n % 28, 10, tzinfo=UTC),
                     "is_latest": True,
                     "created_at": now,

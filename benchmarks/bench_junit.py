@@ -88,6 +88,7 @@ def _reference_documents(testcases: int):
                 "suite_id": suite,
                 "owner": "ci",
                 "category": "automated",
+                "case_key": cases[-1]["key"],
                 "failure_signature": "AssertionError: expected <n> == <n>" if failed else "",
                 "failure_message": f"AssertionError: expected {n} == {n + 1}\n\ndef test_case_{n}():" if failed else "",
                 "duration_ms": n % 1000,

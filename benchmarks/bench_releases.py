@@ -203,6 +203,7 @@ class Data:
                             "suite_id": self.suites[index % len(self.suites)].pk,
                             "owner": OWNERS[(index // 7) % len(OWNERS)],
                             "category": CATEGORIES[index % len(CATEGORIES)],
+                            "case_key": self.case_key(index),
                             "is_latest": True,
                             "created_at": self.now,
                         }

@@ -292,6 +292,7 @@ def _rc_runs_load(rc_id: ObjectId, *, state: BulkState) -> None:
 def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: BulkState, journal: Journal) -> None:
     collection = connection.database[RUNS]
     batch: dict[tuple, tuple] = {}
+    keys: dict[tuple, str] = {}
     for row in rows:
         if not row.rc or row.executed_at is None:
             continue
@@ -310,7 +311,9 @@ def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: Bu
             row.category,
             *(getattr(row, name, default) for name, default in _AUTOMATED_RUN_FIELDS.items()),
         )
-        batch[(case_id, rc_id, _naive_utc(row.executed_at))] = values
+        natural = (case_id, rc_id, _naive_utc(row.executed_at))
+        batch[natural] = values
+        keys[natural] = row.key
     if not batch:
         return
     now = _now()
@@ -331,6 +334,7 @@ def _runs_write(rows: Sequence[BulkRow], cases: dict[tuple, tuple], *, state: Bu
                     "case_id": natural[0],
                     "release_candidate_id": natural[1],
                     **fields,
+                    "case_key": keys[natural],
                     "executed_at": natural[2],
                     "is_latest": False,
                     "created_at": now,

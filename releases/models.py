@@ -134,6 +134,10 @@ class TestRun(models.Model):
     suite = models.ForeignKey(TestSuite, on_delete=models.PROTECT, related_name="+")
     owner = models.CharField(max_length=150)
     category = models.CharField(max_length=100)
+    # The case's key, kept equal to it (a key edit rewrites its runs' copies in the same transaction): a status page
+    # in key order reads the latest runs with that status in key order, an index range instead of a case-by-case
+    # examination.
+    case_key = models.CharField(max_length=64, blank=True, default="")
     is_latest = models.BooleanField(default=True)
     # Automated results (JUnit import, bulk API): the failure's normalised signature (releases/signatures.py) and
     # its message with the first FAILURE_TEXT_MAX_BYTES of the report's text; the duration; a pass on rerun.
@@ -147,7 +151,6 @@ class TestRun(models.Model):
         db_table = "testRuns"
         ordering = ["-executed_at"]
         indexes = [
-            models.Index(fields=["release_candidate", "status"], name="run_rc_status"),
             models.Index(fields=["owner", "release_candidate"], name="run_owner_rc"),
             models.Index(fields=["category", "release_candidate"], name="run_category_rc"),
             models.Index(fields=["case", "release_candidate", "is_latest"], name="run_case_rc_latest"),
@@ -160,10 +163,20 @@ class TestRun(models.Model):
             models.Index(
                 fields=["release_candidate", "status", "is_latest", "suite"], name="run_rc_status_latest_suite"
             ),
+            # The same in the cases' key order (also every query on RC and status alone).
+            models.Index(
+                fields=["release_candidate", "status", "is_latest", "case_key", "case"], name="run_rc_status_key"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.case_id} @ {self.release_candidate_id}: {self.status}"
+
+    def save(self, *args, **kwargs):
+        # The product writes runs through releases/store.py, which copies the key; this covers ORM-made runs.
+        if not self.case_key and self.case_id is not None:
+            self.case_key = self.case.key
+        super().save(*args, **kwargs)
 
 
 class KnownIssue(models.Model):

@@ -1000,7 +1000,11 @@ def _cases_with_status(
     field_name, descending = CASE_SORTS[sort]
     ids = _status_sparse_ids(filters)
     if ids is not None:
+        if field_name == "priority":
+            return _cases_among_by_priority(ids, unfiltered, descending=descending, after=after, want=want), None
         return _cases_among(ids, unfiltered, sort=sort, after=after, want=want), None
+    if sort == "key" and filters.status != "not_run" and _status_walk_applies(unfiltered):
+        return _cases_by_latest_runs_in_key_order(filters, after=after, want=want, budget=budget)
 
     def fetch(position: tuple[Any, ObjectId] | None, count: int) -> list[dict[str, Any]] | list[TestCase]:
         if sort == "key":  # raw documents: only the cases kept become model instances
@@ -1027,6 +1031,70 @@ def _cases_with_status(
         if len(chunk) < STATUS_SCAN_CHUNK:
             break
     return cases(found[:want]), None
+
+
+def _status_walk_applies(filters: CaseFilters) -> bool:
+    """Whether a dense status page in key order reads the latest runs with that status (`case_key` order) rather
+    than examining the cases: when the only other filters are the product or deleted cases. (With a suite, owner or
+    category the pinned case windows read that filter's own cases, and check their statuses, instead: the runs'
+    copies of those fields are as they were when each run was recorded.)"""
+    return filters.suite is None and not (filters.owner or filters.category or filters.search)
+
+
+def _cases_by_latest_runs_in_key_order(
+    filters: CaseFilters, *, after: tuple[str, ObjectId] | None, want: int, budget: int | None
+) -> tuple[list[TestCase], tuple[str, ObjectId] | None]:
+    """`_cases_with_status` for a status other than "not run" in key order: the RC's latest runs with the status,
+    read in (case key, case) order from the (RC, status, latest, key, case) index a key window at a time, then
+    their cases by id, kept when they match the filters (a deleted case, another product's suite). A page reads
+    about as many runs and cases as it shows, at any density; at most `budget` runs (then where to resume)."""
+    runs = connection.database[RUNS]
+    cases = connection.database["testCases"]
+    equalities = {"release_candidate_id": filters.release_candidate.pk, "status": filters.status, "is_latest": True}
+    keep = _document_check(case_match(filters=replace(filters, status="")))
+    order = [("case_key", 1), ("case_id", 1)]
+    read = {"runs": 0, "position": after}
+
+    def exhausted() -> bool:
+        return budget is not None and read["runs"] >= budget
+
+    def kept(case_ids: list[ObjectId]) -> list[dict[str, Any]]:
+        documents = {
+            document["_id"]: document
+            for chunk in id_slices(case_ids)
+            for document in cases.find({"_id": {"$in": chunk}})
+        }
+        return [documents[pk] for pk in case_ids if pk in documents and keep(documents[pk])]
+
+    def fetch(condition: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        # What is left of the window: (key condition, case id condition) pieces, read in order.
+        pieces = [(condition["key"], condition.get("_id"))]
+        while pieces and len(found) < limit and not exhausted():
+            key_condition, id_condition = pieces.pop(0)
+            query = {**equalities, "case_key": key_condition}
+            if id_condition is not None:
+                query["case_id"] = id_condition
+            room = limit - len(found)
+            if budget is not None:
+                room = min(room, budget - read["runs"])
+            latest = list(runs.find(query, {"_id": 0, "case_id": 1, "case_key": 1}).sort(order).limit(room))
+            read["runs"] += len(latest)
+            found.extend(kept([run["case_id"] for run in latest]))
+            if not latest:
+                continue
+            last_key, last_id = latest[-1]["case_key"], latest[-1]["case_id"]
+            read["position"] = (last_key, last_id)
+            if len(latest) == room:  # the piece may hold more: its rest, the same key first
+                rest = [(last_key, {"$gt": last_id})]
+                if isinstance(key_condition, dict):
+                    rest.append(({**{op: v for op, v in key_condition.items() if op == "$lt"}, "$gt": last_key}, None))
+                pieces[:0] = rest
+        return found
+
+    found = _key_windows_read(fetch, after=after, want=want, stop=exhausted)
+    page = [_instance(TestCase, document) for document in found]
+    return page, (read["position"] if exhausted() and len(page) < want else None)
 
 
 def _sortable(value: Any) -> tuple[bool, Any]:
@@ -1071,6 +1139,45 @@ def _cases_among(
         for document in collection.find({"_id": {"$in": chunk}})
     }
     return [_instance(TestCase, whole[pk]) for pk in chosen if pk in whole]
+
+
+def _cases_among_by_priority(
+    ids: list[ObjectId], filters: CaseFilters, *, descending: bool, after: tuple[Any, ObjectId] | None, want: int
+) -> list[TestCase]:
+    """`_cases_among` in priority order, read one priority at a time from the live cases' (is_deleted, priority, id)
+    index: the stand-in fetches only the documents of that priority (a point lookup of an id it holds costs about
+    ten times a range read), so a page reads about a priority's share of the ids, not all of them. The same cases
+    and order as `_cases_among` for the priorities of `Priority` (the only ones the forms, the API and the importer
+    accept); a search falls back to it."""
+    match = case_match(filters=filters)
+    rest = {name: value for name, value in match.items() if name != "is_deleted"}
+    keep = _document_check(rest)
+    if keep is None:
+        return _cases_among(ids, filters, sort="priority" if descending else "-priority", after=after, want=want)
+    flags = (False, True) if filters.include_deleted else (False,)
+    collection = connection.database["testCases"]
+    found: list[dict[str, Any]] = []
+    for priority in sorted(Priority.values, reverse=descending):
+        if after is not None and (priority > after[0] if descending else priority < after[0]):
+            continue
+        documents = [
+            document
+            for flag in flags
+            for chunk in id_slices(ids)
+            for document in collection.find({"is_deleted": flag, "priority": priority, "_id": {"$in": chunk}})
+            if keep(document)
+        ]
+        if after is not None and priority == after[0]:
+            documents = [
+                document
+                for document in documents
+                if (document["_id"] < after[1] if descending else document["_id"] > after[1])
+            ]
+        documents.sort(key=lambda document: document["_id"], reverse=descending)
+        found.extend(documents)
+        if len(found) >= want:
+            break
+    return [_instance(TestCase, document) for document in found[:want]]
 
 
 def _keyset_after(queryset: QuerySet[TestCase], field_name: str, descending: bool, after) -> QuerySet[TestCase]:
@@ -1163,22 +1270,32 @@ def _pages_by_key_windows(
                     break
         return found
 
-    found: list[dict[str, Any]] = []
+    found = _key_windows_read(fetch, after=after, want=want)
+    return found if raw else [_instance(TestCase, document) for document in found]
+
+
+def _key_windows_read(fetch, *, after: tuple[str, Any] | None, want: int, stop=lambda: False) -> list[Any]:
+    """The first `want` items after the (key, id) position `after` (from the start when None), in (key, id) order,
+    read by `fetch(condition, limit)` one bounded key window at a time. `condition` is {"key": an equality or a
+    range} and, for the rest of the key of `after`, {"_id": {"$gt": id}}; `fetch` returns at most `limit` items of
+    that window, fewer only when the window holds no more. Reading ends early when `stop()` says so."""
+    found: list[Any] = []
     if after is None:
         start = key_floor()
         if start:
             found = fetch({"key": {"$lt": start}}, want)
-        found.extend(fetch({"key": start}, want - len(found)))
+        if not stop():
+            found.extend(fetch({"key": start}, want - len(found)))
     else:
         start, pk = after
         found = fetch({"key": start, "_id": {"$gt": pk}}, want)
     # Windows: (start, b1), [b1, b2), [b2, b3), ... up to an open end, each the keys that start with a prefix of
-    # the window's low end (see `_next_key_bound`). A window that held few of the cases still wanted widens the next
-    # one by a character; one that held more keeps the width, so no window holds many more cases than are wanted.
+    # the window's low end (see `_next_key_bound`). A window that held few of the items still wanted widens the next
+    # one by a character; one that held more keeps the width, so no window holds many more items than are wanted.
     low_operator = "$gt"
     low = start
     width = len(start)
-    while len(found) < want:
+    while len(found) < want and not stop():
         bound, width = _next_key_bound(low, width)
         condition: dict[str, Any] = {low_operator: low}
         if bound is not None:
@@ -1191,7 +1308,7 @@ def _pages_by_key_windows(
         if width > 0 and len(window) * KEY_WINDOW_WIDEN <= wanted:
             width -= 1
         low, low_operator = bound, "$gte"
-    return found[:want] if raw else [_instance(TestCase, document) for document in found[:want]]
+    return found[:want]
 
 
 # Equality filters of the case list with an index of (fields..., key, id) (the (suite, key) constraint and

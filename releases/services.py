@@ -351,7 +351,8 @@ def case_create(
 def case_update(*, case: TestCase, actor, request: HttpRequest | None = None, **changes: Any) -> TestCase:
     """Change some of a case's fields (`suite`, `key`, `title`, `category`, `task`, `owner`, `priority`, `tags`).
     Any other name (e.g. `is_deleted`, `created_by`) is rejected with `ValidationFailed` (code "unknown_field").
-    Runs already recorded keep the owner/category/suite copied at record time; new runs use the new values."""
+    Runs already recorded keep the owner/category/suite copied at record time (new runs use the new values); a new
+    key is written onto all the case's runs in the same transaction."""
     _require(actor, "reviewer", action="case.update", resource=f"case:{case.pk}", request=request)
     unknown = sorted(set(changes) - set(CASE_EDITABLE_FIELDS))
     if unknown:
@@ -393,6 +394,8 @@ def case_update(*, case: TestCase, actor, request: HttpRequest | None = None, **
         )
         if saved != 1:
             raise Conflict("Deleted cases cannot be edited; restore it first.", code="case_deleted")
+        if "key" in changed:
+            store.runs_case_key_set(case_id=candidate.pk, key=candidate.key)
         audit_record(
             action="case.update",
             actor=actor,
@@ -504,6 +507,7 @@ def _as_run(new: store.NewRun, *, case: TestCase, release_candidate: ReleaseCand
         suite_id=case.suite_id,
         owner=case.owner,
         category=case.category,
+        case_key=case.key,
         is_latest=new.is_latest,
     )
     run._state.adding = False

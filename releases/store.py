@@ -220,7 +220,8 @@ class NewRun:
 
 
 def run_document(run: NewRun, *, case: dict[str, Any], created_at: datetime) -> dict[str, Any]:
-    """The stored shape of a run (`testRuns`): owner, category and suite are copied from the case."""
+    """The stored shape of a run (`testRuns`): owner, category and suite are copied from the case as they are when
+    the run is recorded; the key is kept equal to the case's (`runs_case_key_set`)."""
     return {
         "_id": run.run_id,
         "case_id": run.case_id,
@@ -233,6 +234,7 @@ def run_document(run: NewRun, *, case: dict[str, Any], created_at: datetime) -> 
         "suite_id": case["suite_id"],
         "owner": case.get("owner", ""),
         "category": case.get("category", ""),
+        "case_key": case.get("key", ""),
         "is_latest": run.is_latest,
         "failure_signature": run.failure_signature,
         "failure_message": run.failure_message,
@@ -293,8 +295,10 @@ def runs_append(
     def work(session) -> list[NewRun]:
         database = connection.database
         case_ids = list(dict.fromkeys(run.case_id for run in runs))
-        bump = {"$inc": {"write_version": 1}}  # serialises writers of one case, and a run against a delete
-        projection = {"suite_id": 1, "owner": 1, "category": 1}
+        # The bump serialises writers of one case, a run against a delete, and a run against a key edit (so the
+        # key copied onto the run is the case's committed key).
+        bump = {"$inc": {"write_version": 1}}
+        projection = {"suite_id": 1, "owner": 1, "category": 1, "key": 1}
         # Two point lookups by `_id` rather than one `find_one_and_update`: the stand-in scans the collection for
         # every findAndModify (report_platform/standin_compat.py, workaround 4). The bump is a write, so a delete
         # committed after this transaction's snapshot makes it conflict and run again.
@@ -395,6 +399,12 @@ def case_counts_record(changes: Iterable[tuple[dict[str, Any], int]]) -> None:
     entries = [_case_entry(case, sign) for case, sign in changes]
     if entries:
         _delta_insert(connection.database, {None: entries}, session=connection.session)
+
+
+def runs_case_key_set(*, case_id: ObjectId, key: str) -> None:
+    """Inside the transaction that changes a case's key: the same key on all its runs. A run recorded concurrently
+    bumps the case, so one of the two transactions conflicts and runs again after the other committed."""
+    connection.database[RUNS].update_many({"case_id": case_id}, {"$set": {"case_key": key}}, session=connection.session)
 
 
 def case_counts_move(*, case_id: ObjectId, to: dict[str, Any]) -> None:

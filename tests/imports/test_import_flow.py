@@ -25,6 +25,8 @@ def test_it_previews_without_writing_then_imports_on_confirm(upload, run_job):
     assert job.result["cases_created"] == 3 and job.result["runs_created"] == 3
     assert TestCase.objects.count() == 3
     assert TestRun.objects.filter(is_latest=True).count() == 3
+    # Each run carries its case's key (the status pages' key order).
+    assert all(run.case_key == run.case.key for run in TestRun.objects.select_related("case"))
     # A new RC goes after the newest one (the rule lives in releases.rules).
     assert ReleaseCandidate.objects.get(name="RC-1").sequence == rules.next_rc_sequence(None)
 

@@ -56,6 +56,7 @@ def test_it_imports_a_real_pytest_report(reviewer, tmp_path, family):
     assert runs["test_coupon"].notes == "Skipped: coupon service not deployed"
     assert runs["test_rounding"].notes == "Skipped: known rounding bug"
     assert all(run.duration_ms is not None for run in runs.values())
+    assert all(run.case_key == run.case.key for run in runs.values())
     # pytest names its one testsuite "pytest": the suite is the module (classname up to its first dot).
     assert list(TestSuite.objects.values_list("product", "name")) == [("Web", "test_shop")]
     case = TestCase.objects.get(title="test_empty")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from bson import ObjectId
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -48,6 +49,32 @@ def test_it_copies_owner_category_and_suite_onto_the_run(make_case, make_rc, rec
     case, rc = make_case(owner="dana", category="tax"), make_rc()
     run = record(case, rc, "pass")
     assert (run.owner, run.category, run.suite_id) == ("dana", "tax", case.suite_id)
+    stored = TestRun.objects.get(pk=run.pk)
+    assert (stored.owner, stored.category, stored.suite_id, stored.case_key) == ("dana", "tax", case.suite_id, case.key)
+
+
+def test_a_key_edit_rewrites_the_key_on_the_cases_runs_and_a_migration_copies_it_onto_older_runs(
+    make_case, make_rc, record, reviewer
+):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    case, other, rc = make_case(key="OLD-1"), make_case(key="KEEP-1"), make_rc()
+    record(case, rc, "fail")
+    record(case, rc, "pass")
+    record(other, rc, "pass")
+    services.case_update(case=case, actor=reviewer, key="NEW-1")
+    assert sorted(TestRun.objects.values_list("case_key", flat=True)) == ["KEEP-1", "NEW-1", "NEW-1"]
+    # Runs written before the field existed: the migration copies each case's key, "" where the case is gone.
+    runs = connection.database["testRuns"]
+    runs.update_many({}, {"$unset": {"case_key": ""}})
+    orphan = runs.insert_one({"case_id": ObjectId(), "release_candidate_id": rc.pk, "status": "pass"}).inserted_id
+    migration = importlib.import_module("releases.migrations.0011_run_case_key")
+    migration.copy_case_keys(None, SimpleNamespace(connection=connection))
+    keys = {document["_id"]: document["case_key"] for document in runs.find({}, {"case_key": 1})}
+    assert keys.pop(orphan) == "" and sorted(keys.values()) == ["KEEP-1", "NEW-1", "NEW-1"]
 
 
 def _bad_runs():

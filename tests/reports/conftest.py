@@ -61,6 +61,7 @@ def report_data(db, reviewer) -> ReportData:
                         suite=case_suite,
                         owner=owner,
                         category=category,
+                        case_key=key,
                         executed_by=reviewer,
                     )
                 )

@@ -175,6 +175,7 @@ def seed_large_suite(count: int) -> str:
                     "suite_id": suite_id,
                     "owner": owner,
                     "category": category,
+                    "case_key": cases[-1]["key"],
                     "is_latest": True,
                     "created_at": now,
                 }
