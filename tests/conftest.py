@@ -40,15 +40,34 @@ DatabaseWrapper.get_collection = _guarded_get_collection
 DatabaseWrapper.get_database = _guarded_get_database
 
 
+# Above this many documents a collection is dropped and its indexes made again (about 5 s for the 15 of the
+# cases on the stand-in) instead of emptied document by document (about 1.2 ms a document: 12 s for a 10k import).
+_DROP_ABOVE_DOCUMENTS = 4000
+
+
 def _fast_fixture_teardown(self):
     from django.db import connections
+    from pymongo import IndexModel
 
     for alias in self._databases_names(include_mirrors=False):
         connection = connections[alias]
         database = connection.database
-        for name in database.list_collection_names():
-            if name not in _KEEP_COLLECTIONS and not name.startswith("system."):
-                database[name].delete_many({})
+        for spec in database.list_collections():
+            name = spec["name"]
+            if name in _KEEP_COLLECTIONS or name.startswith("system."):
+                continue
+            collection = database[name]
+            if spec.get("options") or collection.estimated_document_count() <= _DROP_ABOVE_DOCUMENTS:
+                collection.delete_many({})
+                continue
+            indexes = [
+                IndexModel(index["key"], name=index_name, **{k: v for k, v in index.items() if k not in ("key", "v")})
+                for index_name, index in collection.index_information().items()
+                if index_name != "_id_"
+            ]
+            collection.drop()
+            if indexes:
+                database[name].create_indexes(indexes)
 
 
 TransactionTestCase._fixture_teardown = _fast_fixture_teardown
