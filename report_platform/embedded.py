@@ -157,26 +157,45 @@ def start_redis(*, data_dir: Path, port: int, log_path: Path, persistent: bool) 
 _test_services: list[EmbeddedService] = []
 
 
+_STARTED = "REPORT_PLATFORM_TEST_SERVICES_STARTED"  # "<pid>:<pytest-xdist worker>" of the process that started them
+_STARTED_VARIABLES = "REPORT_PLATFORM_TEST_SERVICES_VARIABLES"  # the variables it set
+
+
+def test_worker_name() -> str:
+    """The pytest-xdist worker this process belongs to ("gw0", ...; inherited by its subprocesses), "" without."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
 def ensure_test_services() -> None:
     """For the test run: start a throw-away stand-in and redis-server unless MONGODB_URI / REDIS_URL are set.
 
-    Child processes (the Celery worker in tests) inherit the URLs through the environment.
+    Child processes (the Celery worker in tests) inherit the URLs through the environment. A pytest-xdist worker
+    (`make test` runs two) inherits its controller's environment too, but starts services of its own: its tests
+    clear Redis and empty the database between tests, which must not reach the other worker's.
     """
-    if os.environ.get("REPORT_PLATFORM_TEST_SERVICES_STARTED"):
-        return
+    started = os.environ.get(_STARTED)
+    if started:
+        if started.partition(":")[2] == test_worker_name():
+            return
+        for name in os.environ.pop(_STARTED_VARIABLES, "").split(","):
+            os.environ.pop(name, None)
     tmp = Path(tempfile.mkdtemp(prefix="rp-test-services-"))
+    variables = []
     if "MONGODB_URI" not in os.environ:
         mongo = start_mongodb(storage_path=tmp / "mongo", port=free_port(), log_path=tmp / "mongo.log")
         _test_services.append(mongo)
         os.environ["MONGODB_URI"] = mongo.url
         os.environ["MONGODB_STANDIN"] = "1"
+        variables += ["MONGODB_URI", "MONGODB_STANDIN"]
     if "REDIS_URL" not in os.environ:
         redis_service = start_redis(
             data_dir=tmp / "redis", port=free_port(), log_path=tmp / "redis.log", persistent=False
         )
         _test_services.append(redis_service)
         os.environ["REDIS_URL"] = redis_service.url
-    os.environ["REPORT_PLATFORM_TEST_SERVICES_STARTED"] = str(os.getpid())
+        variables.append("REDIS_URL")
+    os.environ[_STARTED] = f"{os.getpid()}:{test_worker_name()}"
+    os.environ[_STARTED_VARIABLES] = ",".join(variables)
 
     def stop_all() -> None:
         for service in reversed(_test_services):

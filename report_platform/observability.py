@@ -64,14 +64,20 @@ def clean_multiprocess_dir(directory: str | Path, *, this_host_only: bool = Fals
     return removed
 
 
+_TEST_DIR_WORKER = "REPORT_PLATFORM_TEST_METRICS_WORKER"
+
+
 def private_test_multiprocess_dir() -> str:
     """A metrics directory for one test run (its Celery worker subprocess inherits it), removed at exit.
 
-    A run that inherited the variable from its parent keeps it and leaves it alone."""
-    if os.environ.get(ENV_VAR):
+    A run that inherited the variable from its parent keeps it and leaves it alone, except a pytest-xdist worker
+    inheriting its controller's: each worker's tests read the metrics of their own processes only."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if os.environ.get(ENV_VAR) and os.environ.get(_TEST_DIR_WORKER, "") == worker:
         return os.environ[ENV_VAR]
     directory = tempfile.mkdtemp(prefix="rp-test-metrics-")
     os.environ[ENV_VAR] = directory
+    os.environ[_TEST_DIR_WORKER] = worker
     owner = os.getpid()
     atexit.register(lambda: os.getpid() == owner and shutil.rmtree(directory, ignore_errors=True))
     return directory
