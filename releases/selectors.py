@@ -1145,8 +1145,9 @@ def _cases_among_by_priority(
     ids: list[ObjectId], filters: CaseFilters, *, descending: bool, after: tuple[Any, ObjectId] | None, want: int
 ) -> list[TestCase]:
     """`_cases_among` in priority order, read one priority at a time from the live cases' (is_deleted, priority, id)
-    index: the stand-in fetches only the documents of that priority (a point lookup of an id it holds costs about
-    ten times a range read), so a page reads about a priority's share of the ids, not all of them. The same cases
+    index, a slice of ids at a time in the page's order: the stand-in fetches only the documents of that priority
+    (a point lookup of an id it holds costs about ten times a range read), and reading stops at the slice that
+    fills the page, so a page reads about as many cases as it shows, not all the ids. The same cases
     and order as `_cases_among` for the priorities of `Priority` (the only ones the forms, the API and the importer
     accept); a search falls back to it."""
     match = case_match(filters=filters)
@@ -1156,28 +1157,25 @@ def _cases_among_by_priority(
         return _cases_among(ids, filters, sort="priority" if descending else "-priority", after=after, want=want)
     flags = (False, True) if filters.include_deleted else (False,)
     collection = connection.database["testCases"]
+    ordered = sorted(ids, reverse=descending)  # the ids in the page's order: slices read in turn, until it is full
     found: list[dict[str, Any]] = []
     for priority in sorted(Priority.values, reverse=descending):
         if after is not None and (priority > after[0] if descending else priority < after[0]):
             continue
-        documents = [
-            document
-            for flag in flags
-            for chunk in id_slices(ids)
-            for document in collection.find({"is_deleted": flag, "priority": priority, "_id": {"$in": chunk}})
-            if keep(document)
-        ]
+        candidates = ordered
         if after is not None and priority == after[0]:
+            candidates = [pk for pk in ordered if (pk < after[1] if descending else pk > after[1])]
+        for chunk in id_slices(candidates):
             documents = [
                 document
-                for document in documents
-                if (document["_id"] < after[1] if descending else document["_id"] > after[1])
+                for flag in flags
+                for document in collection.find({"is_deleted": flag, "priority": priority, "_id": {"$in": chunk}})
+                if keep(document)
             ]
-        documents.sort(key=lambda document: document["_id"], reverse=descending)
-        found.extend(documents)
-        if len(found) >= want:
-            break
-    return [_instance(TestCase, document) for document in found[:want]]
+            found.extend(sorted(documents, key=lambda document: document["_id"], reverse=descending))
+            if len(found) >= want:
+                return [_instance(TestCase, document) for document in found[:want]]
+    return [_instance(TestCase, document) for document in found]
 
 
 def _keyset_after(queryset: QuerySet[TestCase], field_name: str, descending: bool, after) -> QuerySet[TestCase]:
