@@ -355,10 +355,11 @@ WRITES = {
 
 
 # --- the tester's desk (issue 15): filters, the run grid, a grid click and a 1,000-case bulk-set ------------------
-# BENCH_RELEASES_DESK_ONLY=1 at the default sizes (1k / 50k cases) ran 23.5 min here (the 50k data: 15 min). Measured
-# after the pinned key windows (selectors.CASE_KEY_PINS): suite + owner 0.86, fail + owner + category 1.35, pending +
-# suite by priority 2.40 (400 case ids read one by one: ~0.5 ms each on the stand-in), status fail 2.05 (1k: a sparse
-# id list; 50k: the dense examination of STATUS_SCAN_BUDGET cases, as costly at any size past ~10k).
+# BENCH_RELEASES_DESK_ONLY=1 at the default sizes (1k / 50k cases) ran 23.4 min here (the 50k data: 14 min). Measured
+# after runs got their case's key (a dense status reads its latest runs in key order) and a sparse status in priority
+# order reads one priority at a time: every row passes; status fail in RC 0.94, pass 1.04, not run 0.79, fail + owner
+# + category 1.10, pending + suite by priority 1.67 (the 50k page shows 51 rows, the 1k one 8), suite + owner 1.32,
+# no filter 1.45, grid 0.82, click 1.29, bulk of 1,000 1.25 (12-15 s at any size on the stand-in).
 DESK_SMALL = int(os.environ.get("BENCH_RELEASES_DESK_SMALL", "1000"))  # cases (each with a run on every RC)
 DESK_LARGE = int(os.environ.get("BENCH_RELEASES_DESK_LARGE", "50000"))  # 50k cases: 500k runs
 DESK_SAMPLES = int(os.environ.get("BENCH_RELEASES_DESK_SAMPLES", "10"))
