@@ -1087,8 +1087,9 @@ def _cases_by_latest_runs_in_key_order(
             read["position"] = (last_key, last_id)
             if len(latest) == room:  # the piece may hold more: its rest, the same key first
                 rest = [(last_key, {"$gt": last_id})]
-                if isinstance(key_condition, dict):
-                    rest.append(({**{op: v for op, v in key_condition.items() if op == "$lt"}, "$gt": last_key}, None))
+                if isinstance(key_condition, dict):  # a range: then its keys after the last one read
+                    upper = {"$lt": key_condition["$lt"]} if "$lt" in key_condition else {}
+                    rest.append(({**upper, "$gt": last_key}, None))
                 pieces[:0] = rest
         return found
 

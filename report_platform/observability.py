@@ -72,7 +72,9 @@ def private_test_multiprocess_dir() -> str:
 
     A run that inherited the variable from its parent keeps it and leaves it alone, except a pytest-xdist worker
     inheriting its controller's: each worker's tests read the metrics of their own processes only."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    from report_platform.embedded import test_worker_name
+
+    worker = test_worker_name()
     if os.environ.get(ENV_VAR) and os.environ.get(_TEST_DIR_WORKER, "") == worker:
         return os.environ[ENV_VAR]
     directory = tempfile.mkdtemp(prefix="rp-test-metrics-")
