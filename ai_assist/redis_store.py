@@ -6,6 +6,7 @@ Keys start with `rp:ai:`; clearing the cache (tests do, between tests) resets th
 
 from __future__ import annotations
 
+import os
 import threading
 
 import redis
@@ -14,6 +15,7 @@ from redis.exceptions import NoScriptError
 
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
+_own = threading.local()
 
 
 def client() -> redis.Redis:
@@ -68,10 +70,31 @@ class Batch:
         return results
 
 
+def _own_connection(pool) -> redis.Connection:
+    """This thread's own connection to the pool's server, for `SentScript`: taken from no pool and kept between
+    calls (a pool's get and release cost about as much CPU as the command itself). One is made per thread (and per
+    process: a forked child makes its own); it closes when its thread ends. While a sent script waits for its reply
+    the thread holds none, so a second script sent meanwhile gets a new one."""
+    held = getattr(_own, "connection", None)
+    _own.connection = None
+    if held is not None and held[0] is pool and held[1] == os.getpid():
+        return held[2]
+    if held is not None and held[1] == os.getpid():
+        held[2].disconnect()  # made for another client (the settings changed): not used again
+    return pool.connection_class(**pool.connection_kwargs)
+
+
+def _keep_connection(pool, connection: redis.Connection) -> None:
+    if getattr(_own, "connection", None) is None:
+        _own.connection = (pool, os.getpid(), connection)
+    else:
+        connection.disconnect()
+
+
 class SentScript:
     """A Lua script sent now whose reply is read later (`reply()`): the caller does its own work meanwhile.
 
-    The script goes by EVALSHA on a connection taken from the client's pool and held until the reply is read, so
+    The script goes by EVALSHA on the thread's own connection (`_own_connection`), held until the reply is read, so
     the round trip (and the server's wake-up) overlaps the caller's CPU work instead of following it. A script
     Redis no longer knows (it restarted) answers NOSCRIPT; it is then run through redis-py's `Script`, which loads
     it. A connection that fails (a dropped or stale one) gets the same second chance, through the client's own
@@ -85,7 +108,7 @@ class SentScript:
         self.error: Exception | None = None
         self.done = False
         try:
-            self.connection = self.pool.get_connection()
+            self.connection = _own_connection(self.pool)
             self.connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except (redis.ConnectionError, redis.TimeoutError):
             self._drop()  # `reply()` runs the script the ordinary way
@@ -97,7 +120,6 @@ class SentScript:
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.disconnect()
-            self.pool.release(connection)
 
     def reply(self):
         if self.error is not None:
@@ -111,20 +133,18 @@ class SentScript:
         try:
             result = connection.read_response()
         except NoScriptError:
-            self.pool.release(connection)
+            _keep_connection(self.pool, connection)
             return self.script(keys=self.keys, args=self.args)
         except redis.ResponseError:
-            self.pool.release(connection)  # an error reply: the connection is in step
+            _keep_connection(self.pool, connection)  # an error reply: the connection is in step
             raise
         except (redis.ConnectionError, redis.TimeoutError):
             # The script may or may not have run: running it again can only reserve twice (counted until the
             # period ends, never under-counted), as redis-py's own retry of a command would.
             connection.disconnect()
-            self.pool.release(connection)
             return self.script(keys=self.keys, args=self.args)
         except BaseException:
-            connection.disconnect()  # a reply may still be on its way: never hand this connection out again
-            self.pool.release(connection)
+            connection.disconnect()  # a reply may still be on its way: never use this connection again
             raise
-        self.pool.release(connection)
+        _keep_connection(self.pool, connection)
         return result

@@ -263,3 +263,75 @@ def test_a_reply_lost_on_a_dropped_connection_is_asked_again_and_never_under_cou
     )
     assert dropped and admission.verdict == "closed"
     assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] in (10, 20)
+
+
+def _admission_clients() -> int:
+    from ai_assist import redis_store
+
+    return sum(1 for client in redis_store.client().client_list() if client.get("cmd") == "evalsha")
+
+
+def test_admissions_of_a_thread_go_over_its_own_kept_connection_that_closes_with_the_thread(viewer, settings):
+    """The admission's connection is the thread's own, not the pool's (whose get and release cost as much CPU as the
+    command): a thread's admissions all use one connection, two threads use two, and a thread that ended closes its."""
+    from ai_assist import quotas, redis_store
+
+    _quota(settings)
+    limits = quotas.limits_for("viewer")
+    arguments = {
+        "user_id": str(viewer.pk),
+        "limits": limits,
+        "tokens": 10,
+        "cost_nano": 1,
+        "provider": "o",
+        "model": "m",
+    }
+    pool = redis_store.client().connection_pool
+    connects: list[int] = []
+    original_connect = pool.connection_class._connect
+
+    def counted(self, *args, **kwargs):  # the socket is opened here
+        connects.append(threading.get_ident())
+        return original_connect(self, *args, **kwargs)
+
+    def admit_three() -> None:
+        for _ in range(3):
+            assert quotas.admit(**arguments).verdict == "closed"
+
+    quotas.admit(**arguments)  # the user's counters are seeded (through the pool) by the first admission
+    before = _admission_clients()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pool.connection_class, "_connect", counted)
+        patch.setattr(pool, "get_connection", lambda *a, **k: pytest.fail("an admission took a pool connection"))
+        threads = [threading.Thread(target=admit_three) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(set(connects)) == sorted(thread.ident for thread in threads) and len(connects) == 2
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] == 70
+    del threads, thread
+    import gc
+
+    gc.collect()
+    for _ in range(50):  # the server notices the closed sockets at once; allow it a moment
+        if _admission_clients() <= before:
+            break
+        threading.Event().wait(0.05)
+    assert _admission_clients() <= before
+
+
+def test_a_second_admission_sent_before_the_first_reply_gets_a_connection_of_its_own(viewer, settings):
+    from ai_assist import quotas
+
+    _quota(settings)
+    limits = quotas.limits_for("viewer")
+    arguments = {"user_id": str(viewer.pk), "limits": limits, "provider": "o", "model": "m", "cost_nano": 1}
+    first = quotas.admit_begin(tokens=5, **arguments)
+    second = quotas.admit_begin(tokens=7, **arguments)
+    assert first.sent.connection is not second.sent.connection
+    assert second.result().reservation.tokens == 7 and first.result().reservation.tokens == 5
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] == 12
+    third = quotas.admit_begin(tokens=1, **arguments)  # the kept connection is used again, and answers in step
+    assert third.sent.connection in (first.sent.connection, second.sent.connection) or third.result()
+    assert quotas.quota_usage(user_id=str(viewer.pk), role="viewer")["tokens_used"] == 13
