@@ -9,6 +9,9 @@ import string
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ai_assist.models import AiUsageLog
 from ai_assist.prompts import TEMPLATES
@@ -170,7 +173,8 @@ def _gate_sample() -> list[str]:
 
 def test_the_cheap_gates_never_skip_a_rule_that_would_have_matched(monkeypatch):
     """Every rule runs only where its gate (a substring, a cheaper pattern, a plugin trigger, the digit runs a phone
-    number can be in) says it could match: with every gate forced open, redaction gives the same text and counts."""
+    number can be in, the positions a windowed rule's matches can start at) says it could match: with every gate
+    forced open, redaction gives the same text and counts."""
     from ai_assist import redaction, redaction_detectors
 
     texts = _gate_sample()
@@ -188,6 +192,7 @@ def test_the_cheap_gates_never_skip_a_rule_that_would_have_matched(monkeypatch):
     monkeypatch.setattr(redaction_detectors, "_phone_candidates", redaction_detectors._PHONE_CANDIDATE.finditer)
     original_sub = redaction._sub
     monkeypatch.setattr(redaction, "_sub", lambda pattern, replace, needs=(), gate=None: original_sub(pattern, replace))
+    monkeypatch.setattr(redaction, "_windowed", lambda pattern, replace, starts: original_sub(pattern, replace))
     for cached in (redaction._rules, redaction_detectors._regex_plugins, redaction_detectors._trigger_words):
         cached.cache_clear()
     try:
@@ -200,6 +205,32 @@ def test_the_cheap_gates_never_skip_a_rule_that_would_have_matched(monkeypatch):
     assert differences == [], differences[:3]
     assert gated_counts == ungated_counts
     assert sum(1 for a, _ in gated if "[REDACTED_" in a) > 300  # the sample does exercise the rules
+
+
+_WINDOW_PIECES = (
+    "key", "Key", "KEY", "token", "secret", "passw", "pwd", "bearer", "Bearer ", "api", "_", "-", "=", ":", " ", "\n",
+    "'", '"', "sharedaccess", "account", "client", "sas", "auth", "access", "abc123xyz", "hunter22", "@", ".", "%",
+    "+", "dana", "example", "com", "de", "x", "1", "[REDACTED_API_KEY]", ",", ";", "client_secret", "CLIENT-SECRET",
+    "sharedaccess_key", "SharedAccessKey", "access-token", "account_key", "sas_token", "api-key", "apikey", "password",
+    "passwd", "auth_token", "secret_key", "Authorization: Bearer ", "token=", "key: ", "=abc123xyz",
+)  # fmt: skip
+
+
+@hypothesis_settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_WINDOW_PIECES), max_size=40).map("".join))
+def test_a_windowed_rule_finds_exactly_what_a_scan_of_the_whole_text_finds(text):
+    """`_SECRET_ASSIGNMENT` and `_EMAIL` are tried only at the positions their matches can start (near a label word,
+    at the start of the run before an `@`): the result equals `pattern.sub` over the whole text, counts included."""
+    from ai_assist import redaction
+
+    for pattern, replace, starts in (
+        (redaction._SECRET_ASSIGNMENT, redaction._secret_assignment, redaction._SECRET_ASSIGNMENT_STARTS),
+        (redaction._EMAIL, redaction._simple("email"), redaction._email_starts),
+    ):
+        windowed, whole = Counter(), Counter()
+        result = redaction._windowed(pattern, replace, starts)(text, windowed)
+        assert result == pattern.sub(lambda match: replace(match, whole), text)  # noqa: B023
+        assert windowed == whole
 
 
 def test_a_templates_system_text_is_redacted_once_and_kept_per_configuration(monkeypatch, settings):
