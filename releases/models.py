@@ -69,15 +69,18 @@ class TestCase(models.Model):
     __test__ = False  # not a pytest test class
     """A test case. Natural key: (suite, key), used by CSV import to update instead of duplicating."""
 
-    suite = models.ForeignKey(TestSuite, on_delete=models.PROTECT, related_name="cases")
+    # No single-field indexes on suite, category, owner and is_deleted: each is the first key of a compound index
+    # below (or of the (suite, key) constraint), which serves every query on it alone; one more index would only
+    # cost every write (an import maintains each index of every case it inserts).
+    suite = models.ForeignKey(TestSuite, on_delete=models.PROTECT, related_name="cases", db_index=False)
     key = models.CharField(max_length=64, help_text="Identifier of the case within its suite, e.g. LOGIN-001.")
     title = models.CharField(max_length=300)
-    category = models.CharField(max_length=100, db_index=True)
+    category = models.CharField(max_length=100)
     task = models.CharField(max_length=200, blank=True, help_text="Task / ticket this case covers.")
-    owner = models.CharField(max_length=150, db_index=True)
+    owner = models.CharField(max_length=150)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.P3)
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
-    is_deleted = models.BooleanField(default=False, db_index=True)
+    is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every transaction that records runs of the case or changes its visibility (releases.store), so
     # MongoDB serialises writers of the same case; writers of different cases share no document.
@@ -121,8 +124,11 @@ class TestRun(models.Model):
     """One execution of a case for an RC. The newest run of a (case, RC) pair has `is_latest` set: that status
     is the case's status for the RC."""
 
-    case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="runs")
-    release_candidate = models.ForeignKey(ReleaseCandidate, on_delete=models.PROTECT, related_name="runs")
+    # Case and RC have no single-field indexes: (case, RC, latest) and the (RC, ...) indexes below start with them.
+    case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="runs", db_index=False)
+    release_candidate = models.ForeignKey(
+        ReleaseCandidate, on_delete=models.PROTECT, related_name="runs", db_index=False
+    )
     status = models.CharField(max_length=16, choices=RunStatus.choices)
     mantis_ids = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
     notes = models.TextField(blank=True)
